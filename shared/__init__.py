@@ -1,0 +1,1 @@
+"""Common ground for every service and the gateway: contracts, bus, storage, web conventions."""

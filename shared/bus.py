@@ -1,0 +1,255 @@
+"""NATS JetStream: streams per owner, the outbox relay, and idempotent durable pull consumers."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.events import Envelope, Fact, stream_name
+from shared.observability import Metrics, reset_request_id, set_request_id
+from shared.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, Fact, Envelope], Awaitable[None]]
+
+
+class Bus:
+    """One NATS connection per process; connects in the background and keeps reconnecting."""
+
+    def __init__(self, url: str, *, name: str) -> None:
+        self.url = url
+        self.name = name
+        self.nc: NATS | None = None
+        self.js: JetStreamContext | None = None
+        self.connected = asyncio.Event()
+
+    async def connect(self, *, wait: float | None = None) -> None:
+        """Connect, retrying until it works; with `wait`, give up waiting after that many seconds."""
+        task = asyncio.create_task(self._connect_forever())
+        if wait is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), wait)
+            except TimeoutError:
+                log.warning("NATS not reachable yet at %s; still trying", self.url)
+
+    async def _connect_forever(self) -> None:
+        while self.nc is None:
+            try:
+                self.nc = await nats.connect(
+                    self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                    connect_timeout=2, allow_reconnect=True,
+                    error_cb=self._on_error, disconnected_cb=self._on_disconnect, reconnected_cb=self._on_reconnect,
+                )
+            except Exception as exc:  # noqa: BLE001 - keep trying whatever went wrong
+                log.warning("cannot connect to NATS at %s: %s", self.url, exc)
+                await asyncio.sleep(1)
+        self.js = self.nc.jetstream(timeout=5)
+        self.connected.set()
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("nats: %s", exc)
+
+    async def _on_disconnect(self) -> None:
+        log.warning("disconnected from NATS")
+
+    async def _on_reconnect(self) -> None:
+        log.info("reconnected to NATS")
+
+    @property
+    def is_ready(self) -> bool:
+        """Whether the connection is up now."""
+        return self.nc is not None and self.nc.is_connected
+
+    async def ensure_stream(self, owner: str) -> None:
+        """Create the owner's stream if missing (file storage, de-duplication window for Nats-Msg-Id)."""
+        await self.connected.wait()
+        assert self.js is not None
+        config = StreamConfig(
+            name=stream_name(owner), subjects=[f"{owner}.>"], storage=StorageType.FILE, duplicate_window=600.0
+        )
+        try:
+            await self.js.stream_info(config.name)
+        except NotFoundError:
+            try:
+                await self.js.add_stream(config)
+            except Exception as exc:  # noqa: BLE001 - another process may have created it first
+                log.info("stream %s: %s", config.name, exc)
+
+    async def close(self) -> None:
+        """Drain and close."""
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await self.nc.drain()
+            except Exception:  # noqa: BLE001 - closing anyway
+                await self.nc.close()
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows with Nats-Msg-Id = event id, then marks them sent.
+
+    Woken right after a commit that staged events; also polls, so rows left by a crash or by
+    another replica go out too. JetStream drops a re-publish of the same id within its window.
+    """
+
+    def __init__(self, bus: Bus, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *,
+                 metrics: Metrics, poll_s: float = 0.5, batch: int = 200) -> None:
+        self.bus = bus
+        self.sessions = sessions
+        self.outbox = outbox
+        self.metrics = metrics
+        self.poll_s = poll_s
+        self.batch = batch
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """Say that new rows were committed."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until cancelled."""
+        await self.bus.connected.wait()
+        while True:
+            try:
+                sent = await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the broker or database may be briefly away
+                log.warning("outbox relay: %s", exc)
+                sent = 0
+                await asyncio.sleep(self.poll_s)
+            if sent >= self.batch:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            except TimeoutError:
+                pass
+
+    async def relay_once(self) -> int:
+        """Publish one batch; return how many rows went out."""
+        assert self.bus.js is not None
+        async with self.sessions() as session, session.begin():
+            rows = await self.outbox.unsent(session, self.batch)
+            if not rows:
+                return 0
+            acks = []
+            for row in rows:
+                headers = json.loads(row.headers or "{}") | {"Nats-Msg-Id": row.event_id}
+                acks.append(self.bus.js.publish(row.subject, row.body.encode(), headers=headers))
+            await asyncio.gather(*acks)
+            await self.outbox.mark_sent(session, [row.seq for row in rows])
+        for row in rows:
+            self.metrics.events_published.labels(row.subject).inc()
+        return len(rows)
+
+
+@dataclass
+class Subscription:
+    """A durable pull consumer `<consumer>-on-<owner>` and the handlers for the subjects it wants."""
+
+    consumer: str
+    owner: str
+    handlers: dict[type[Fact], Handler] = field(default_factory=dict)
+
+    @property
+    def durable(self) -> str:
+        return f"{self.consumer}-on-{self.owner}"
+
+
+class Consumer:
+    """Runs a subscription: each event handled in one transaction with its inbox row, acked after commit."""
+
+    def __init__(self, bus: Bus, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, sub: Subscription, *,
+                 relay: OutboxRelay | None, metrics: Metrics, batch: int = 100) -> None:
+        self.bus = bus
+        self.sessions = sessions
+        self.outbox = outbox
+        self.sub = sub
+        self.relay = relay
+        self.metrics = metrics
+        self.batch = batch
+        self.by_subject = {fact.subject: (fact, handler) for fact, handler in sub.handlers.items()}
+
+    async def run(self) -> None:
+        """Fetch and handle until cancelled."""
+        await self.bus.ensure_stream(self.sub.owner)
+        assert self.bus.js is not None
+        psub = None
+        while psub is None:
+            try:
+                psub = await self.bus.js.pull_subscribe(
+                    subject=f"{self.sub.owner}.>", durable=self.sub.durable, stream=stream_name(self.sub.owner),
+                    config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+                                          ack_wait=30, max_ack_pending=1000),
+                )
+            except Exception as exc:  # noqa: BLE001 - broker away; try again
+                log.warning("subscribe %s: %s", self.sub.durable, exc)
+                await asyncio.sleep(1)
+        while True:
+            try:
+                msgs = await psub.fetch(self.batch, timeout=1)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnecting; keep the loop alive
+                log.debug("fetch %s: %s", self.sub.durable, exc)
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await self.handle(msg)
+
+    async def handle(self, msg: Msg) -> None:
+        """Handle one message: parse, claim in the inbox, apply, commit, then ack."""
+        try:
+            envelope = Envelope.model_validate_json(msg.data)
+        except ValidationError as exc:
+            log.error("dropping malformed message on %s: %s", msg.subject, exc.errors()[:3])
+            self.metrics.events_consumed.labels(msg.subject, "malformed").inc()
+            await msg.term()
+            return
+        entry = self.by_subject.get(envelope.type)
+        if entry is None:
+            await msg.ack()
+            return
+        fact_type, handler = entry
+        token = set_request_id((msg.headers or {}).get("X-Request-ID") or envelope.id)
+        try:
+            fact = envelope.payload(fact_type)
+            async with self.sessions() as session:
+                async with session.begin():
+                    fresh = await self.outbox.claim_for(session, consumer=self.sub.consumer, event_id=envelope.id)
+                    if fresh:
+                        await handler(session, fact, envelope)
+                staged = session.info.get("staged_events", 0)
+            if staged and self.relay is not None:
+                self.relay.notify()
+            await msg.ack()
+            self.metrics.events_consumed.labels(envelope.type, "handled" if fresh else "duplicate").inc()
+        except ValidationError as exc:
+            log.error("event %s does not match %s: %s", envelope.id, fact_type.__name__, exc.errors()[:3])
+            self.metrics.events_consumed.labels(envelope.type, "malformed").inc()
+            await msg.term()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handling %s %s failed; will be redelivered", envelope.type, envelope.id)
+            self.metrics.events_consumed.labels(envelope.type, "failed").inc()
+            try:
+                await msg.nak(delay=1)
+            except Exception:  # noqa: BLE001 - no ack means redelivery after ack_wait anyway
+                pass
+        finally:
+            reset_request_id(token)

@@ -1,0 +1,152 @@
+"""One bootstrap for every service: storage, migrations, bus, relay, consumers, health and metrics."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.auth import Identity, bearer, verify_token
+from shared.bus import Bus, Consumer, OutboxRelay, Subscription
+from shared.db import ensure_schema, make_engine, make_sessions, ping
+from shared.errors import install_problem_handlers
+from shared.migrations import upgrade
+from shared.observability import Metrics, RequestContextMiddleware, configure_logging
+from shared.outbox import Outbox
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The long-lived resources of a running service, made in its lifespan."""
+
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    bus: Bus
+    outbox: Outbox
+    relay: OutboxRelay
+    metrics: Metrics
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction; staged events are announced to the relay after commit."""
+        async with self.sessions() as session:
+            async with session.begin():
+                yield session
+            if session.info.get("staged_events"):
+                self.relay.notify()
+
+
+@dataclass
+class ServiceSpec:
+    """What a service declares; `build_service_app` does the rest the same way for all."""
+
+    name: str
+    metadata: MetaData
+    outbox: Outbox
+    migrations: Path
+    routers: list[APIRouter]
+    subscriptions: Callable[[Runtime], list[Subscription]] = lambda rt: []
+    on_start: Callable[[Runtime], Awaitable[None]] | None = None
+    description: str = ""
+
+
+def build_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
+    """A FastAPI app for the service; nothing is built until the lifespan starts."""
+    metrics = Metrics(spec.name)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(spec.name, settings.log_level)
+        engine = make_engine(settings.database(), schema=spec.name)
+        await ensure_schema(engine, spec.name)
+        await upgrade(engine, spec.migrations, schema=spec.name)
+        sessions = make_sessions(engine)
+        bus = Bus(settings.nats_url, name=f"jiaozhi-{spec.name}")
+        await bus.connect(wait=5)
+        relay = OutboxRelay(bus, sessions, spec.outbox, metrics=metrics, poll_s=settings.outbox_poll_s)
+        rt = Runtime(settings, engine, sessions, bus, spec.outbox, relay, metrics)
+        app.state.rt = rt
+        tasks = [asyncio.create_task(_ensure_own_stream(bus, spec.name)), asyncio.create_task(relay.run())]
+        for sub in spec.subscriptions(rt):
+            consumer = Consumer(bus, sessions, spec.outbox, sub, relay=relay, metrics=metrics,
+                                batch=settings.consumer_batch)
+            tasks.append(asyncio.create_task(consumer.run(), name=sub.durable))
+        if spec.on_start is not None:
+            await spec.on_start(rt)
+        log.info("%s started", spec.name)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await bus.close()
+            await engine.dispose()
+
+    app = FastAPI(title=f"jiaozhi {spec.name}", description=spec.description, lifespan=lifespan,
+                  docs_url="/internal/docs", openapi_url="/internal/openapi.json")
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.include_router(health_router(metrics))
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+async def _ensure_own_stream(bus: Bus, owner: str) -> None:
+    await bus.ensure_stream(owner)
+
+
+def health_router(metrics: Metrics) -> APIRouter:
+    """/healthz (alive), /readyz (database and NATS), /metrics (Prometheus)."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        rt: Runtime = request.app.state.rt
+        checks = {"database": "ok", "nats": "ok" if rt.bus.is_ready else "unreachable"}
+        try:
+            await asyncio.wait_for(ping(rt.engine), 2)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    @router.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    return router
+
+
+def runtime(request: Request) -> Runtime:
+    """The running service's resources."""
+    return request.app.state.rt
+
+
+async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
+    """The identity in the bearer token the gateway passed on; services trust nothing else."""
+    return verify_token(request.app.state.rt.settings, bearer(authorization))
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+CallerDep = Annotated[Identity, Depends(caller)]

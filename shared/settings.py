@@ -1,0 +1,70 @@
+"""Settings shared by every component, read from JIAOZHI_* environment variables at start."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_SECRET = "demo-only-jwt-secret-do-not-use-in-production"  # clearly-marked demo default
+DEMO_IDENTITY_KEY = "demo-only-identity-hash-key"  # clearly-marked demo default
+
+#: default port of each component when it runs alone on one machine
+DEFAULT_PORTS = {"gateway": 8000, "classification": 8001, "tracing": 8002, "dispatch": 8003, "assessment": 8004}
+
+
+class Settings(BaseSettings):
+    """What every component needs: where data lives, the broker, token keys."""
+
+    model_config = SettingsConfigDict(env_prefix="JIAOZHI_", extra="ignore")
+
+    component: ClassVar[str] = "shared"
+
+    environment: Literal["demo", "development", "test", "production"] = "demo"
+    data_dir: Path = Field(Path("var"), description="SQLite files and the NATS store live here")
+    database_url: str | None = Field(
+        None, description="one URL for every service; on PostgreSQL each service gets its own schema"
+    )
+    nats_url: str = "nats://127.0.0.1:4233"
+    host: str = "127.0.0.1"
+    port: int | None = None
+    log_level: str = "INFO"
+    jwt_secret: SecretStr = SecretStr(DEMO_SECRET)
+    jwt_issuer: str = "jiaozhi-gateway"
+    jwt_audience: str = "jiaozhi"
+    token_ttl_s: int = 3600
+    identity_hash_key: SecretStr = SecretStr(DEMO_IDENTITY_KEY)
+    timezone: str = "Asia/Shanghai"
+    outbox_poll_s: float = Field(0.5, description="how often the relay looks for rows nobody announced")
+    consumer_batch: int = 100
+
+    @model_validator(mode="after")
+    def _refuse_demo_secrets_in_production(self) -> Settings:
+        if self.environment == "production":
+            if self.jwt_secret.get_secret_value() == DEMO_SECRET:
+                raise ValueError("JIAOZHI_JWT_SECRET must be set outside the demo")
+            if self.identity_hash_key.get_secret_value() == DEMO_IDENTITY_KEY:
+                raise ValueError("JIAOZHI_IDENTITY_HASH_KEY must be set outside the demo")
+        return self
+
+    @property
+    def listen_port(self) -> int:
+        """The port this component listens on."""
+        return self.port or DEFAULT_PORTS.get(self.component, 8000)
+
+
+class ServiceSettings(Settings):
+    """A service's settings. A subclass may redeclare `own_database_url` with the alias
+    JIAOZHI_<SERVICE>_DATABASE_URL so one service can live elsewhere than the rest."""
+
+    own_database_url: str | None = None
+
+    def database(self) -> str:
+        """The URL this service stores its data at."""
+        if self.own_database_url:
+            return self.own_database_url
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{self.component}.db').resolve()}"
