@@ -20,6 +20,9 @@ Category = Literal[
     "personal_education", "personal_penalty", "enterprise_rectification", "enterprise_penalty", "hazard_remediation"
 ]
 Source = Literal["person", "vehicle", "road", "enterprise", "village"]
+VehicleKind = Literal[
+    "car", "yellow_plate_truck", "engineering_truck", "goods_vehicle", "e_bike", "motorcycle", "bus", "other"
+]
 
 
 def stream_name(owner: str) -> str:
@@ -97,9 +100,7 @@ class VehicleFacts(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     plate: str | None = None
-    kind: Literal[
-        "car", "yellow_plate_truck", "engineering_truck", "goods_vehicle", "e_bike", "motorcycle", "bus", "other"
-    ] = "other"
+    kind: VehicleKind = "other"
     overloaded: bool = False
     modified: bool = False
     inspection_due: dt.date | None = None

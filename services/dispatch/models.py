@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from shared.db import UTCDateTime, new_registry
-from shared.events import AreaType, Category, Location, Mode, Severity, UnitKind
+from shared.events import AreaType, Category, Location, Mode, Severity, UnitKind, VehicleKind
 from shared.outbox import Outbox, add_outbox_tables
 
 registry = new_registry()
@@ -168,7 +168,7 @@ class PersonIn(BaseModel):
 
 class VehicleIn(BaseModel):
     plate: str | None = PField(None, max_length=20)
-    kind: str = PField("other", pattern="^(car|yellow_plate_truck|engineering_truck|goods_vehicle|e_bike|motorcycle|bus|other)$")
+    kind: VehicleKind = "other"
     overloaded: bool = False
     modified: bool = False
     inspection_due: dt.date | None = None
