@@ -26,7 +26,10 @@ def up(
     data_dir: Annotated[Path, typer.Option(envvar="JIAOZHI_DATA_DIR", help="SQLite files, NATS store, logs")] = Path(
         "var"),
     demo: Annotated[bool, typer.Option(help="load the demo district once the system is up")] = True,
-    nats_port: Annotated[int, typer.Option(envvar="JIAOZHI_EMBEDDED_NATS_PORT")] = 4233,
+    nats_port: Annotated[int, typer.Option(envvar="JIAOZHI_EMBEDDED_NATS_PORT", help="embedded nats-server")] = 4233,
+    base_port: Annotated[
+        int, typer.Option(envvar="JIAOZHI_BASE_PORT", help="gateway port; services take the next four")
+    ] = 8000,
 ) -> None:
     """Start the whole system (default) or one component (what a Kubernetes pod runs)."""
     if target != "all":
@@ -34,7 +37,7 @@ def up(
         return
     from deploy.supervisor import System
 
-    system = System(data_dir=data_dir, nats_port=nats_port)
+    system = System.on_ports(data_dir, base_port, nats_port)
     try:
         with console.status("starting nats-server, four services and the gateway…"):
             system.up()

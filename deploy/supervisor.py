@@ -32,6 +32,12 @@ class System:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    @classmethod
+    def on_ports(cls, data_dir: Path, base_port: int, nats_port: int, **kw: object) -> System:
+        """A system whose gateway listens on base_port and services on the next four ports."""
+        ports = {name: base_port + i for i, name in enumerate(("gateway", *SERVICES))}
+        return cls(data_dir=data_dir, nats_port=nats_port, ports=ports, **kw)  # type: ignore[arg-type]
+
     def url(self, name: str) -> str:
         """Base URL of a component."""
         return f"http://127.0.0.1:{self.ports[name]}"

@@ -15,7 +15,8 @@ from shared.errors import problem
 # hop-by-hop and length headers are the transport's business, not the upstream's
 _DROP_REQUEST = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade",
                  "proxy-authorization", "accept-encoding"}
-_KEEP_RESPONSE = {"content-type", "location", "retry-after", "x-request-id", "cache-control", "etag", "link"}
+# x-request-id is not kept: the gateway's own middleware sets it (keeping it too would send it twice)
+_KEEP_RESPONSE = {"content-type", "location", "retry-after", "cache-control", "etag", "link"}
 
 
 def make_client(timeout_s: float) -> aiohttp.ClientSession:

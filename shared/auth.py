@@ -64,6 +64,7 @@ def bearer(authorization: str | None) -> str:
     if not authorization:
         raise Unauthorized("missing bearer token")
     scheme, _, token = authorization.partition(" ")
+    token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("expected `Authorization: Bearer <token>`")
-    return token.strip()
+    return token

@@ -88,12 +88,12 @@ class Bus:
                 log.info("stream %s: %s", config.name, exc)
 
     async def close(self) -> None:
-        """Drain and close."""
+        """Close the connection; consumers are stopped first, and unacked messages are redelivered anyway."""
         if self.nc is not None and not self.nc.is_closed:
             try:
-                await self.nc.drain()
-            except Exception:  # noqa: BLE001 - closing anyway
-                await self.nc.close()
+                await asyncio.wait_for(self.nc.close(), 5)
+            except Exception as exc:  # noqa: BLE001 - shutting down regardless
+                log.warning("closing NATS: %s", exc)
 
 
 class OutboxRelay:

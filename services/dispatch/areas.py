@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shapely import STRtree
+from shapely.errors import ShapelyError
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -17,7 +18,7 @@ def parse_area(geojson: dict) -> BaseGeometry:
         raise Invalid("area must be a GeoJSON Polygon or MultiPolygon")
     try:
         polygon = shape(geometry)
-    except (ValueError, TypeError, IndexError, AttributeError) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, ShapelyError) as exc:
         raise Invalid(f"area is not valid GeoJSON: {exc}") from exc
     if polygon.is_empty or not polygon.is_valid:
         raise Invalid("area polygon is empty or self-intersecting")

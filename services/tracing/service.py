@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 
 from sqlalchemy import select
@@ -12,6 +13,8 @@ from services.tracing.models import IssuedTask
 from shared.db import utcnow
 from shared.events import IncidentReported, Milestone, PartyFacts, TaskOrderGenerated
 from shared.outbox import Outbox
+
+log = logging.getLogger(__name__)
 
 TASK_NAMESPACE = uuid.UUID("5b0f3c1e-8d4a-4e55-9d0e-6a1d7c2f4b90")
 
@@ -35,7 +38,12 @@ def matches(model: TracingModel, fact: IncidentReported) -> list[tuple[str, str]
     if model.source == "person":
         for index, party in enumerate(fact.parties):
             as_dict = party.model_dump(mode="json")
-            if evaluate(model.condition, party=as_dict, incident=incident, parameters=model.parameters):
+            try:
+                hit = evaluate(model.condition, party=as_dict, incident=incident, parameters=model.parameters)
+            except Exception as exc:  # noqa: BLE001 - one faulty model must not block tracing the others
+                log.error("model %s v%s failed on incident %s: %s", model.id, model.version, fact.incident_id, exc)
+                continue
+            if hit:
                 fired.append((person_ref(fact.incident_id, index, party),
                               f"{model.id}: {model.description} (party {index + 1}, {party.role})"))
     return fired

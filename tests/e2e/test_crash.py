@@ -1,0 +1,88 @@
+"""Kill -9 a service or nats-server while incidents flow, restart it: every incident gets exactly one P01 task."""
+from __future__ import annotations
+
+import collections
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from rich.console import Console
+
+from deploy.demo import load_demo
+from deploy.natsd import free_port
+from deploy.supervisor import System
+from tests.e2e.helpers import all_tasks, drunk_incident, free_port_block, login, post_until_accepted, wait_for
+
+pytestmark = pytest.mark.system
+
+INCIDENTS_PER_ROUND = 40
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    data_dir = tmp_path_factory.mktemp("crash")
+    running = System.on_ports(data_dir, free_port_block(), free_port())
+    running.env["JIAOZHI_DATABASE_URL"] = ""
+    try:
+        running.up()
+        load_demo(running.url("gateway"), console=Console(quiet=True))
+        yield running
+    finally:
+        running.down()
+
+
+@pytest.mark.parametrize("victim", ["tracing", "dispatch", "nats", "assessment"])
+def test_kill_and_restart_loses_nothing_and_doubles_nothing(system: System, victim: str) -> None:
+    gateway = system.url("gateway")
+    platform, command = login(gateway, "platform"), login(gateway, "command")
+    posted: list[str] = []
+    counted_before = counted_incidents(gateway, command)
+
+    def post_all() -> None:
+        with httpx.Client(base_url=gateway) as http:
+            for i in range(INCIDENTS_PER_ROUND):
+                posted.append(post_until_accepted(http, drunk_incident(), platform)["id"])
+                time.sleep(0.02 if i % 2 else 0.0)
+
+    poster = threading.Thread(target=post_all)
+    poster.start()
+    wait_for(lambda: len(posted) >= INCIDENTS_PER_ROUND // 3, timeout=30)
+    system.kill(victim, signal.SIGKILL)
+    time.sleep(1.0)
+    system.restart(victim)
+    poster.join(timeout=120)
+    assert not poster.is_alive() and len(posted) == INCIDENTS_PER_ROUND
+
+    with httpx.Client(base_url=gateway) as http:
+        def every_incident_has_its_task() -> bool:
+            try:
+                ours = [t for t in all_tasks(http, command) if t["incident_id"] in set(posted)]
+            except httpx.HTTPError:
+                return False
+            return {t["incident_id"] for t in ours} == set(posted)
+
+        wait_for(every_incident_has_its_task, timeout=60, interval=0.5)
+        time.sleep(1.5)  # let any straggling redelivery land before counting
+        ours = [t for t in all_tasks(http, command) if t["incident_id"] in set(posted)]
+    per_incident = collections.Counter(t["incident_id"] for t in ours)
+    assert set(per_incident) == set(posted), "an incident lost its task"
+    assert max(per_incident.values()) == 1, f"doubled: {[i for i, n in per_incident.items() if n > 1]}"
+    assert {t["model_id"] for t in ours} == {"P01"}
+    assert len(set(posted)) == INCIDENTS_PER_ROUND, "an incident was stored twice"
+    wait_for(lambda: counted_incidents(gateway, command) >= counted_before + INCIDENTS_PER_ROUND, timeout=30)
+    time.sleep(1.0)
+    assert counted_incidents(gateway, command) == counted_before + INCIDENTS_PER_ROUND, "assessment miscounted"
+
+
+def counted_incidents(gateway: str, headers: dict) -> int:
+    """Incidents assessment has counted at ps-yiqiao in the month the test incidents occur in."""
+    try:
+        r = httpx.get(gateway + "/api/v1/assessment/tallies", params={"period": "2026-05"}, headers=headers)
+    except httpx.HTTPError:
+        return -1
+    if r.status_code != 200:
+        return -1
+    return sum(row["incidents"] for row in r.json()["stations"] if row["station_id"] == "ps-yiqiao")

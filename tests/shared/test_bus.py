@@ -1,0 +1,265 @@
+"""Outbox relay and idempotent consumers against a real nats-server, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.bus import Bus, Consumer, OutboxRelay, Subscription
+from shared.db import make_engine, make_sessions, utcnow
+from shared.events import Envelope, Fact, UnitUpserted
+from shared.observability import Metrics
+from shared.outbox import Outbox, add_outbox_tables
+
+SUBJECT = UnitUpserted.subject
+STREAM = "DISPATCH"
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], *, timeout: float = 10.0,
+                     what: str = "condition") -> None:
+    """Poll `check` (plain or async) until it holds, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await _value(check()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _value(result: bool | Awaitable[bool]) -> bool:
+    return await result if inspect.isawaitable(result) else result
+
+
+@dataclass
+class World:
+    """A tiny service: outbox, inbox and an `effect` table, a bus and metrics."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+    effect: Table
+    bus: Bus
+    metrics: Metrics
+
+    async def count(self, table: Table) -> int:
+        async with self.sessions() as session:
+            return int((await session.execute(select(func.count()).select_from(table))).scalar_one())
+
+    def consumed(self, outcome: str, subject: str = SUBJECT) -> float:
+        value = self.metrics.registry.get_sample_value("events_consumed_total",
+                                                       {"subject": subject, "outcome": outcome})
+        return value or 0.0
+
+    async def publish(self, body: bytes, *, msg_id: str | None = None) -> None:
+        assert self.bus.js is not None
+        await self.bus.js.publish(SUBJECT, body, headers={"Nats-Msg-Id": msg_id or uuid.uuid4().hex})
+
+    async def stream_messages(self) -> int:
+        assert self.bus.js is not None
+        return (await self.bus.js.stream_info(STREAM)).state.messages
+
+
+@pytest.fixture
+async def world(database_url: str, nats_url: str) -> AsyncIterator[World]:
+    metadata = MetaData()
+    outbox_table, inbox_table = add_outbox_tables(metadata)
+    effect = Table("effect", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
+                   Column("event_id", String(64), nullable=False), Column("unit_id", String(64), nullable=False))
+    engine = make_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    bus = Bus(nats_url, name="test-bus")
+    await bus.connect(wait=5)
+    await bus.ensure_stream("dispatch")
+    yield World(engine, make_sessions(engine), Outbox(outbox_table, inbox_table, source="test/bus"), effect, bus,
+                Metrics("test"))
+    await bus.close()
+    await engine.dispose()
+
+
+def fact(unit_id: str = "ps-yiqiao") -> UnitUpserted:
+    return UnitUpserted(unit_id=unit_id, name=f"Station {unit_id}", kind="station", area_type="rural")
+
+
+def envelope(unit_id: str = "ps-yiqiao") -> Envelope:
+    return Envelope(source="test/bus", type=SUBJECT, time=utcnow(), data=fact(unit_id).model_dump(mode="json"))
+
+
+@contextlib.asynccontextmanager
+async def running(consumer: Consumer) -> AsyncIterator[None]:
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def consumer_for(world: World, handler: Callable[[AsyncSession, Fact, Envelope], Awaitable[None]]) -> Consumer:
+    sub = Subscription("probe", "dispatch", {UnitUpserted: handler})
+    return Consumer(world.bus, world.sessions, world.outbox, sub, relay=None, metrics=world.metrics, batch=10)
+
+
+def recording_handler(world: World) -> Callable[[AsyncSession, Fact, Envelope], Awaitable[None]]:
+    async def handle(session: AsyncSession, fact: Fact, env: Envelope) -> None:
+        assert isinstance(fact, UnitUpserted)
+        await session.execute(world.effect.insert().values(event_id=env.id, unit_id=fact.unit_id))
+
+    return handle
+
+
+# --- the outbox relay ----------------------------------------------------------------------------
+
+async def test_rolled_back_event_is_never_published_and_committed_one_is_published_once_with_its_id(
+        world: World) -> None:
+    relay = OutboxRelay(world.bus, world.sessions, world.outbox, metrics=world.metrics)
+    with pytest.raises(RuntimeError, match="use case failed"):
+        async with world.sessions() as session, session.begin():
+            await world.outbox.stage(session, fact("ps-rolled-back"))
+            raise RuntimeError("use case failed")
+    async with world.sessions() as session, session.begin():
+        staged = await world.outbox.stage(session, fact("ps-committed"), subject="ps-committed")
+
+    assert await relay.relay_once() == 1
+
+    assert world.bus.js is not None
+    assert await world.stream_messages() == 1
+    msg = await world.bus.js.get_msg(STREAM, 1)
+    assert msg.subject == SUBJECT
+    assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == staged.id
+    published = Envelope.model_validate_json(msg.data)
+    assert published.id == staged.id
+    assert published.subject == "ps-committed"
+    assert UnitUpserted.model_validate(published.data).unit_id == "ps-committed"
+    async with world.sessions() as session:
+        rows = (await session.execute(select(world.outbox.table))).all()
+    assert [(r.event_id, r.sent_at is not None) for r in rows] == [(staged.id, True)]
+    assert world.metrics.registry.get_sample_value("events_published_total", {"subject": SUBJECT}) == 1
+
+
+async def test_relaying_again_or_after_a_crash_before_marking_leaves_one_message_in_the_stream(world: World) -> None:
+    relay = OutboxRelay(world.bus, world.sessions, world.outbox, metrics=world.metrics)
+    async with world.sessions() as session, session.begin():
+        await world.outbox.stage(session, fact())
+    assert await relay.relay_once() == 1
+
+    assert await relay.relay_once() == 0
+    assert await world.stream_messages() == 1
+
+    # a crash after publishing but before marking: the row is unsent again and goes out a second time
+    async with world.sessions() as session, session.begin():
+        await session.execute(update(world.outbox.table).values(sent_at=None))
+    async with world.sessions() as session:
+        assert await world.outbox.pending_count(session) == 1
+    assert await relay.relay_once() == 1
+
+    assert await world.stream_messages() == 1  # JetStream dropped the re-publish of the same Nats-Msg-Id
+    async with world.sessions() as session:
+        assert await world.outbox.pending_count(session) == 0
+
+
+async def test_relay_run_publishes_a_commit_as_soon_as_it_is_notified(world: World) -> None:
+    relay = OutboxRelay(world.bus, world.sessions, world.outbox, metrics=world.metrics, poll_s=30)
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.1)  # let the relay reach its wait
+        async with world.sessions() as session, session.begin():
+            await world.outbox.stage(session, fact())
+        relay.notify()
+
+        async def published() -> bool:
+            return await world.stream_messages() == 1
+
+        await eventually(published, timeout=5, what="the notified relay to publish")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+# --- consumers ------------------------------------------------------------------------------------
+
+async def test_the_same_envelope_delivered_twice_takes_effect_once_and_counts_as_a_duplicate(world: World) -> None:
+    env = envelope()
+    body = env.model_dump_json().encode()
+    await world.publish(body, msg_id="first")
+    await world.publish(body, msg_id="second")  # another Nats-Msg-Id: JetStream keeps both copies
+    assert await world.stream_messages() == 2
+
+    async with running(consumer_for(world, recording_handler(world))):
+        await eventually(lambda: (world.consumed("duplicate") == 1), what="the second copy to be seen")
+
+    assert world.consumed("handled") == 1
+    async with world.sessions() as session:
+        effects = (await session.execute(select(world.effect.c.event_id, world.effect.c.unit_id))).all()
+        inbox = (await session.execute(select(world.outbox.inbox.c.consumer, world.outbox.inbox.c.event_id))).all()
+    assert [tuple(r) for r in effects] == [(env.id, "ps-yiqiao")]
+    assert [tuple(r) for r in inbox] == [("probe", env.id)]
+
+
+async def test_a_handler_that_fails_once_is_redelivered_and_takes_effect_once(world: World) -> None:
+    attempts: list[str] = []
+    record = recording_handler(world)
+
+    async def flaky(session: AsyncSession, fact: Fact, env: Envelope) -> None:
+        attempts.append(env.id)
+        await record(session, fact, env)  # written, then rolled back with the inbox claim
+        if len(attempts) == 1:
+            raise ConnectionError("downstream briefly away")
+
+    env = envelope()
+    await world.publish(env.model_dump_json().encode())
+
+    async with running(consumer_for(world, flaky)):
+        await eventually(lambda: (world.consumed("handled") == 1), what="the redelivery to succeed")
+
+    assert attempts == [env.id, env.id]
+    assert world.consumed("failed") == 1
+    assert await world.count(world.effect) == 1
+    assert await world.count(world.outbox.inbox) == 1
+
+
+async def test_a_malformed_message_is_terminated_and_does_not_block_the_next_one(world: World) -> None:
+    await world.publish(b"this is not an envelope")
+    await world.publish(b'{"specversion": "1.0", "type": "dispatch.unit.upserted.v1"}')  # JSON, but no envelope
+    good = envelope("ps-heshang")
+    await world.publish(good.model_dump_json().encode())
+
+    async with running(consumer_for(world, recording_handler(world))):
+        await eventually(lambda: (world.consumed("handled") == 1), what="the good message to be handled")
+        assert world.bus.js is not None
+
+        async def settled() -> bool:
+            info = await world.bus.js.consumer_info(STREAM, "probe-on-dispatch")
+            return info.num_ack_pending == 0 and info.num_pending == 0
+
+        await eventually(settled, what="every message to be acked or terminated")
+        info = await world.bus.js.consumer_info(STREAM, "probe-on-dispatch")
+        assert info.num_redelivered == 0
+
+    assert world.consumed("malformed") == 2
+    async with world.sessions() as session:
+        effects = (await session.execute(select(world.effect.c.unit_id))).scalars().all()
+    assert effects == ["ps-heshang"]
+
+
+async def test_an_envelope_whose_data_does_not_match_the_contract_is_terminated(world: World) -> None:
+    bad = Envelope(source="test/bus", type=SUBJECT, time=utcnow(), data={"unit_id": "x"})  # no name, no kind
+    await world.publish(bad.model_dump_json().encode())
+    await world.publish(envelope().model_dump_json().encode())
+
+    async with running(consumer_for(world, recording_handler(world))):
+        await eventually(lambda: (world.consumed("handled") == 1), what="the good message to be handled")
+
+    assert world.consumed("malformed") == 1
+    assert world.consumed("failed") == 0
+    assert await world.count(world.effect) == 1
+    assert await world.count(world.outbox.inbox) == 1
