@@ -192,7 +192,8 @@ class Consumer:
                 psub = await self.bus.js.pull_subscribe(
                     subject=f"{self.sub.owner}.>", durable=self.sub.durable, stream=stream_name(self.sub.owner),
                     config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                                          ack_wait=30, max_ack_pending=1000),
+                                          ack_wait=30, max_ack_pending=1000,
+                                          filter_subjects=sorted(self.by_subject)),
                 )
             except Exception as exc:  # noqa: BLE001 - broker away; try again
                 log.warning("subscribe %s: %s", self.sub.durable, exc)
@@ -208,8 +209,48 @@ class Consumer:
                 log.debug("fetch %s: %s", self.sub.durable, exc)
                 await asyncio.sleep(0.5)
                 continue
+            await self.handle_batch(msgs)
+
+    async def handle_batch(self, msgs: list[Msg]) -> None:
+        """Handle a fetched batch in one transaction (one commit, not one per event), then ack it.
+
+        If anything in the batch fails, the transaction rolls back and each message is handled
+        on its own, so one bad event cannot hold back the others.
+        """
+        if len(msgs) == 1:
+            await self.handle(msgs[0])
+            return
+        try:
+            envelopes = [Envelope.model_validate_json(m.data) for m in msgs]
+            async with self.sessions() as session:
+                async with session.begin():
+                    outcomes = []
+                    for envelope in envelopes:
+                        outcomes.append(await self._apply(session, envelope))
+                staged = session.info.get("staged_events", 0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - fall back to one transaction per message
+            log.info("batch of %d failed (%s); handling one by one", len(msgs), exc)
             for msg in msgs:
                 await self.handle(msg)
+            return
+        if staged and self.relay is not None:
+            self.relay.notify()
+        await asyncio.gather(*(m.ack() for m in msgs))
+        for envelope, outcome in zip(envelopes, outcomes, strict=True):
+            self.metrics.events_consumed.labels(envelope.type, outcome).inc()
+
+    async def _apply(self, session: AsyncSession, envelope: Envelope) -> str:
+        """Claim the event in the inbox and run its handler in the session's transaction."""
+        entry = self.by_subject.get(envelope.type)
+        if entry is None:
+            return "ignored"
+        fact_type, handler = entry
+        if not await self.outbox.claim_for(session, consumer=self.sub.consumer, event_id=envelope.id):
+            return "duplicate"
+        await handler(session, envelope.payload(fact_type), envelope)
+        return "handled"
 
     async def handle(self, msg: Msg) -> None:
         """Handle one message: parse, claim in the inbox, apply, commit, then ack."""
@@ -220,26 +261,18 @@ class Consumer:
             self.metrics.events_consumed.labels(msg.subject, "malformed").inc()
             await msg.term()
             return
-        entry = self.by_subject.get(envelope.type)
-        if entry is None:
-            await msg.ack()
-            return
-        fact_type, handler = entry
         token = set_request_id((msg.headers or {}).get("X-Request-ID") or envelope.id)
         try:
-            fact = envelope.payload(fact_type)
             async with self.sessions() as session:
                 async with session.begin():
-                    fresh = await self.outbox.claim_for(session, consumer=self.sub.consumer, event_id=envelope.id)
-                    if fresh:
-                        await handler(session, fact, envelope)
+                    outcome = await self._apply(session, envelope)
                 staged = session.info.get("staged_events", 0)
             if staged and self.relay is not None:
                 self.relay.notify()
             await msg.ack()
-            self.metrics.events_consumed.labels(envelope.type, "handled" if fresh else "duplicate").inc()
+            self.metrics.events_consumed.labels(envelope.type, outcome).inc()
         except ValidationError as exc:
-            log.error("event %s does not match %s: %s", envelope.id, fact_type.__name__, exc.errors()[:3])
+            log.error("event %s does not match its contract: %s", envelope.id, exc.errors()[:3])
             self.metrics.events_consumed.labels(envelope.type, "malformed").inc()
             await msg.term()
         except asyncio.CancelledError:

@@ -40,31 +40,56 @@ async def _pg_reachable() -> bool:
     return True
 
 
-@contextlib.asynccontextmanager
-async def fresh_pg_database() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database for one test; dropped afterwards. Fails in CI if PG is down."""
+async def _require_pg() -> None:
     if not await _pg_reachable():
         if IN_CI:
             pytest.fail(f"PostgreSQL is required in CI but not reachable at {PG_ADMIN_DSN}")
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN} (set CI=true to make this a failure)")
-    name = f"jz_test_{uuid.uuid4().hex[:12]}"
+
+
+async def _pg_admin(sql: str) -> None:
     admin = await asyncpg.connect(PG_ADMIN_DSN)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(sql)
     finally:
         await admin.close()
+
+
+async def _create_pg_database() -> tuple[str, str]:
+    """Create an empty database; returns (name, SQLAlchemy URL)."""
+    await _require_pg()
+    name = f"jz_test_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return name, f"{base}/{name}"
+
+
+@contextlib.asynccontextmanager
+async def fresh_pg_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for one test; dropped afterwards. Fails in CI if PG is down."""
+    name, url = await _create_pg_database()
     try:
-        yield f"{base}/{name}"
+        yield url
     finally:
-        admin = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@contextlib.contextmanager
+def fresh_pg_database_sync() -> Iterator[str]:
+    """`fresh_pg_database` for synchronous fixtures (system tests that start processes)."""
+    import asyncio
+
+    name, url = asyncio.run(_create_pg_database())
+    try:
+        yield url
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """The same test on SQLite and on PostgreSQL."""
     if request.param == "sqlite":

@@ -215,6 +215,9 @@ async def list_incidents(session: AsyncSession, *, viewer: Identity, station_id:
                          since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 50,
                          cursor: str | None = None) -> tuple[list[Incident], str | None]:
     """Incidents in the viewer's jurisdiction, newest first, one page."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise Invalid(f"{name} needs an offset, e.g. 2024-05-01T00:00:00+08:00")
     stmt = select(Incident)
     scope = await _incident_scope(session, viewer)
     if scope is not None:
@@ -251,6 +254,8 @@ async def _page(session: AsyncSession, stmt: Any, sort_col: Any, id_col: Any, *,
             at, last_id = dt.datetime.fromisoformat(key[0]), str(key[1])
         except (ValueError, IndexError, TypeError) as exc:
             raise Invalid("malformed cursor") from exc
+        if at.tzinfo is None:  # cursors we issue always carry an offset; a naive one was tampered with
+            raise Invalid("malformed cursor")
         stmt = stmt.where(or_(sort_col < at, and_(sort_col == at, id_col < last_id)))
     rows = list((await session.execute(stmt.order_by(sort_col.desc(), id_col.desc()).limit(limit + 1))).scalars())
     more = len(rows) > limit

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import signal
 import threading
 import time
@@ -14,6 +15,7 @@ from rich.console import Console
 from deploy.demo import load_demo
 from deploy.natsd import free_port
 from deploy.supervisor import System
+from tests.conftest import BACKENDS, fresh_pg_database_sync
 from tests.e2e.helpers import all_tasks, drunk_incident, free_port_block, login, post_until_accepted, wait_for
 
 pytestmark = pytest.mark.system
@@ -21,17 +23,17 @@ pytestmark = pytest.mark.system
 INCIDENTS_PER_ROUND = 40
 
 
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    data_dir = tmp_path_factory.mktemp("crash")
-    running = System.on_ports(data_dir, free_port_block(), free_port())
-    running.env["JIAOZHI_DATABASE_URL"] = ""
-    try:
+@pytest.fixture(scope="module", params=BACKENDS)
+def system(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The whole system as processes, on SQLite files or on one PostgreSQL database (a schema per service)."""
+    with contextlib.ExitStack() as stack:
+        database_url = "" if request.param == "sqlite" else stack.enter_context(fresh_pg_database_sync())
+        running = System.on_ports(tmp_path_factory.mktemp("crash"), free_port_block(), free_port())
+        running.env["JIAOZHI_DATABASE_URL"] = database_url
+        stack.callback(running.down)
         running.up()
         load_demo(running.url("gateway"), console=Console(quiet=True))
         yield running
-    finally:
-        running.down()
 
 
 @pytest.mark.parametrize("victim", ["tracing", "dispatch", "nats", "assessment"])

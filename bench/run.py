@@ -1,0 +1,210 @@
+"""`make bench`: the first slice end to end at a steady rate, on SQLite and PostgreSQL, with baselines.
+
+Baselines are measured in the same run on the same machine: a hello-world FastAPI endpoint called
+directly and through the gateway, and raw nats-py JetStream publish/consume. Results go to
+bench/results/latest.json; a short table is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from bench.load import closed_loop, incidents_to_tasks, raw_nats, token
+from deploy.components import ROOT
+from deploy.demo import load_demo
+from deploy.natsd import free_port
+from deploy.supervisor import System
+
+RESULTS = Path(__file__).parent / "results"
+PG_ADMIN_DSN = os.environ.get("JIAOZHI_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+console = Console()
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM (peak resident set) of a live process, in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def hello_upstream() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.hello:app", "--port", str(port),
+                             "--log-level", "warning", "--no-access-log"], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/api/v1/hello").status_code == 200:
+                break
+        time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def pg_database() -> Iterator[str | None]:
+    """A scratch PostgreSQL database, or None if PostgreSQL is not reachable."""
+    name = f"jz_bench_{uuid.uuid4().hex[:8]}"
+
+    async def run(sql: str) -> bool:
+        try:
+            conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+        return True
+
+    if not asyncio.run(run(f'CREATE DATABASE "{name}"')):
+        yield None
+        return
+    try:
+        yield PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def bench_backend(backend: str, database_url: str, hello: str, args: argparse.Namespace) -> dict:
+    """Start the whole system on one backend, load the demo, drive it, measure."""
+    with tempfile.TemporaryDirectory(prefix="jz-bench-") as tmp:
+        base = free_port()
+        while any(not _free(base + i) for i in range(5)):
+            base = free_port()
+        system = System.on_ports(Path(tmp), base, free_port())
+        system.env.update({"JIAOZHI_DATABASE_URL": database_url, "JIAOZHI_LOG_LEVEL": "WARNING",
+                           "JIAOZHI_EXTRA_ROUTES": json.dumps([["^/api/v1/hello$", hello]])})
+        try:
+            system.up()
+            load_demo(system.url("gateway"), console=Console(quiet=True))
+            nats_url = f"nats://127.0.0.1:{system.nats_port}"
+            console.print(f"[{backend}] incidents at {args.rate}/s for {args.seconds}s through the gateway…")
+            e2e = asyncio.run(incidents_to_tasks(system.url("gateway"), nats_url, rate=args.rate,
+                                                 seconds=args.seconds))
+            result = {"end_to_end": e2e}
+            if backend == "sqlite":
+                result["gateway_hop"] = asyncio.run(gateway_hop(system.url("gateway"), hello, args))
+                result["raw_nats"] = asyncio.run(raw_nats(nats_url))
+            result["peak_rss_mb"] = {name: peak_rss_mb(p.pid) for name, p in system.procs.items()}
+            return result
+        finally:
+            system.down()
+
+
+def _free(port: int) -> bool:
+    from deploy.natsd import port_is_free
+
+    return port_is_free(port)
+
+
+async def gateway_hop(gateway: str, hello: str, args: argparse.Namespace) -> dict:
+    """The same hello endpoint direct and through the gateway (auth + route + forward)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        headers = {"authorization": "Bearer " + await token(http, gateway, "command")}
+    out = {}
+    for connections in (1, 32):
+        console.print(f"  hello-world, {connections} connection(s), direct and through the gateway…")
+        direct = await closed_loop(hello + "/api/v1/hello", connections=connections, seconds=args.hop_seconds,
+                                   headers=headers)
+        via = await closed_loop(gateway + "/api/v1/hello", connections=connections, seconds=args.hop_seconds,
+                                headers=headers)
+        out[f"c{connections}"] = {
+            "direct": direct, "gateway": via,
+            "added_p50_ms": round(via["p50_ms"] - direct["p50_ms"], 3),
+            "throughput_ratio": round(via["throughput_per_s"] / direct["throughput_per_s"], 3),
+        }
+    return out
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine()}
+
+
+def print_table(results: dict) -> None:
+    table = Table(title="jiaozhi bench (targets: incident→task p99 < 100 ms at 100/s)")
+    for column in ("measure", "sqlite", "postgres"):
+        table.add_column(column)
+    backends = results["backends"]
+
+    def cell(backend: str, *path: str) -> str:
+        value = backends.get(backend, {})
+        for key in path:
+            value = value.get(key, {}) if isinstance(value, dict) else {}
+        return "—" if value in ({}, None) else str(round(value, 2) if isinstance(value, float) else value)
+
+    for label, path in (("incidents accepted", ("end_to_end", "accepted")),
+                        ("achieved rate /s", ("end_to_end", "achieved_rate_per_s")),
+                        ("tasks lost", ("end_to_end", "lost")),
+                        ("incident→task p50 ms", ("end_to_end", "incident_to_task", "p50_ms")),
+                        ("incident→task p99 ms", ("end_to_end", "incident_to_task", "p99_ms")),
+                        ("POST p99 ms", ("end_to_end", "post_response", "p99_ms"))):
+        table.add_row(label, cell("sqlite", *path), cell("postgres", *path))
+    console.print(table)
+    hop = backends.get("sqlite", {}).get("gateway_hop")
+    if hop:
+        console.print(f"gateway hop: +{hop['c1']['added_p50_ms']} ms p50 (1 conn); "
+                      f"{hop['c32']['gateway']['throughput_per_s']}/s vs {hop['c32']['direct']['throughput_per_s']}/s "
+                      f"direct with 32 conns (ratio {hop['c32']['throughput_ratio']})")
+    raw = backends.get("sqlite", {}).get("raw_nats")
+    if raw:
+        console.print(f"raw NATS: publish {raw['publish_one_by_one_per_s']}/s one by one, "
+                      f"{raw['publish_async_per_s']}/s async; fetch+ack {raw['fetch100_ack_per_s']}/s; "
+                      f"publish→consume p50 {raw['publish_to_consume']['p50_ms']:.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=100.0, help="incidents per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to offer load")
+    parser.add_argument("--hop-seconds", type=float, default=5.0, help="per gateway-hop measurement")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    args = parser.parse_args()
+    results = {"when": dt.datetime.now(dt.UTC).isoformat(), "machine": machine(), "parameters": vars(args),
+               "backends": {}}
+    with hello_upstream() as hello:
+        for backend in args.backends.split(","):
+            if backend == "sqlite":
+                results["backends"]["sqlite"] = bench_backend("sqlite", "", hello, args)
+                continue
+            with pg_database() as url:
+                if url is None:
+                    results["backends"]["postgres"] = {"skipped": f"PostgreSQL not reachable at {PG_ADMIN_DSN}"}
+                    continue
+                results["backends"]["postgres"] = bench_backend("postgres", url, hello, args)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print_table(results)
+    console.print(f"written: {RESULTS / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()
