@@ -25,6 +25,17 @@ log = logging.getLogger(__name__)
 Handler = Callable[[AsyncSession, Fact, Envelope], Awaitable[None]]
 
 
+def stop_if_cancelled() -> None:
+    """End a loop whose cancellation was swallowed below it.
+
+    On Python 3.11 `asyncio.wait_for` (used by nats-py's fetch and by the relay's wait) returns normally
+    when its inner future finishes in the same tick as the cancel; the loop would then run on forever.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Bus:
     """One NATS connection per process; connects in the background and keeps reconnecting."""
 
@@ -121,6 +132,7 @@ class OutboxRelay:
         """Relay until cancelled."""
         await self.bus.connected.wait()
         while True:
+            stop_if_cancelled()
             try:
                 sent = await self.relay_once()
             except asyncio.CancelledError:
@@ -199,6 +211,7 @@ class Consumer:
                 log.warning("subscribe %s: %s", self.sub.durable, exc)
                 await asyncio.sleep(1)
         while True:
+            stop_if_cancelled()
             try:
                 msgs = await psub.fetch(self.batch, timeout=1)
             except (TimeoutError, nats.errors.TimeoutError):

@@ -64,7 +64,18 @@ class ServiceSettings(Settings):
         """The URL this service stores its data at."""
         if self.own_database_url:
             return self.own_database_url
+        if self.database_url and self.database_url.startswith("sqlite"):
+            return _per_service_sqlite(self.database_url, self.component)
         if self.database_url:
             return self.database_url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{self.component}.db').resolve()}"
+
+
+def _per_service_sqlite(url: str, service: str) -> str:
+    """One SQLite file per service from a shared SQLite URL (x.db → x-dispatch.db): no shared tables."""
+    head, sep, path = url.partition(":///")
+    if not sep or path in ("", ":memory:"):
+        return url
+    stem, dot, suffix = path.rpartition(".")
+    return f"{head}{sep}{stem}-{service}.{suffix}" if dot and "/" not in suffix else f"{head}{sep}{path}-{service}"

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, update
@@ -263,3 +264,46 @@ async def test_an_envelope_whose_data_does_not_match_the_contract_is_terminated(
     assert world.consumed("failed") == 0
     assert await world.count(world.effect) == 1
     assert await world.count(world.outbox.inbox) == 1
+
+
+# --- stopping -------------------------------------------------------------------------------------
+
+async def _stops_within(task: asyncio.Task, seconds: float = 3.0) -> None:
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        pytest.fail(f"the loop kept running {seconds}s after it was cancelled")
+    assert task.cancelled()
+
+
+async def test_the_relay_stops_when_cancelled_in_the_same_tick_as_a_notify(world: World) -> None:
+    relay = OutboxRelay(world.bus, world.sessions, world.outbox, metrics=world.metrics, poll_s=0.2)
+    task = asyncio.create_task(relay.run())
+    await asyncio.sleep(0.3)  # idle in its wait for work
+
+    relay.notify()  # on Python 3.11, asyncio.wait_for then swallows the cancel that follows
+    task.cancel()
+
+    await _stops_within(task)
+
+
+async def test_a_consumer_stops_even_if_a_cancel_is_swallowed_inside_fetch(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    class SwallowingPull:
+        """A fetch that loses a cancel the way asyncio.wait_for does on Python 3.11 when a message lands."""
+
+        async def fetch(self, batch: int, timeout: float) -> list[Any]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(timeout)
+            return []
+
+    async def pull_subscribe(*args: Any, **kwargs: Any) -> SwallowingPull:
+        return SwallowingPull()
+
+    assert world.bus.js is not None
+    monkeypatch.setattr(world.bus.js, "pull_subscribe", pull_subscribe)
+    task = asyncio.create_task(consumer_for(world, recording_handler(world)).run())
+    await asyncio.sleep(0.2)  # inside fetch
+
+    task.cancel()
+
+    await _stops_within(task)

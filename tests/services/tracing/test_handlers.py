@@ -1,4 +1,4 @@
-"""Tracing consumes IncidentReported from a real NATS stream and issues each task order once, on SQLite and PostgreSQL."""
+"""Tracing consumes IncidentReported from real NATS and issues each task order once, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
