@@ -1,10 +1,8 @@
 """Assessment counts incidents and task orders from real NATS events per local day, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,15 +17,7 @@ from shared.db import utcnow
 from shared.events import Envelope, Fact, IncidentReported, Location, Severity, TaskChanged
 from shared.runtime import Runtime
 from tests.conftest import auth, serving
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, what: str, timeout: float = 10.0) -> None:
-    """Poll `check` until it holds, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
+from tests.support import eventually
 
 
 def wrap(fact: Fact) -> Envelope:

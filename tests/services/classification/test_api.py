@@ -1,11 +1,9 @@
 """Classification's API with stations learned from real NATS events, on SQLite and PostgreSQL: features, runs, modes."""
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,20 +20,12 @@ from shared.db import utcnow
 from shared.events import Envelope, StationClassified, UnitUpserted
 from shared.runtime import Runtime
 from tests.conftest import auth, serving
+from tests.support import assert_problem, eventually
 
 DEMO = json.loads((Path(__file__).resolve().parents[3] / "deploy" / "demo_district.json").read_text())
 STATIONS = [u for u in DEMO["units"] if u["kind"] == "station"]
 EXPECTED_MODES = {"ps-chengxiang": "basic", "ps-beigan": "basic", "ps-yiqiao": "deep", "ps-heshang": "deep",
                   "ps-xintang": "full", "ps-wenyan": "full"}
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, what: str, timeout: float = 10.0) -> None:
-    """Poll `check` until it holds, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -110,12 +100,6 @@ async def put_demo_features(c: Classification) -> None:
         response = await c.client.put(f"/api/v1/stations/{station_id}/features",
                                       json={"period": DEMO["period"], "features": features}, headers=c.as_("admin"))
         assert response.status_code == 204, response.text
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    return response.json()
 
 
 async def test_only_stations_are_remembered_from_unit_events(classification: Classification) -> None:

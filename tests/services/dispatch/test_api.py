@@ -23,6 +23,7 @@ from shared.events import Envelope, IncidentReported
 from shared.pagination import encode_cursor
 from shared.runtime import Runtime
 from tests.conftest import auth, serving
+from tests.support import assert_problem
 
 DEMO = json.loads((Path(__file__).resolve().parents[3] / "deploy" / "demo_district.json").read_text())
 ID_NUMBER = "330102199001011234"
@@ -69,14 +70,6 @@ async def list_all(d: Dispatch, headers: dict[str, str]) -> list[dict[str, Any]]
     assert response.status_code == 200, response.text
     assert response.json()["next_cursor"] is None
     return response.json()["items"]
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status
-    return body
 
 
 # --- units ---------------------------------------------------------------------------------------
