@@ -29,7 +29,7 @@ from rich.table import Table
 from bench.load import closed_loop, incidents_to_tasks, raw_nats, token
 from deploy.components import ROOT
 from deploy.demo import load_demo
-from deploy.natsd import free_port
+from deploy.natsd import free_port, free_port_block
 from deploy.supervisor import System
 
 RESULTS = Path(__file__).parent / "results"
@@ -94,10 +94,7 @@ def pg_database() -> Iterator[str | None]:
 def bench_backend(backend: str, database_url: str, hello: str, args: argparse.Namespace) -> dict:
     """Start the whole system on one backend, load the demo, drive it, measure."""
     with tempfile.TemporaryDirectory(prefix="jz-bench-") as tmp:
-        base = free_port()
-        while any(not _free(base + i) for i in range(5)):
-            base = free_port()
-        system = System.on_ports(Path(tmp), base, free_port())
+        system = System.on_ports(Path(tmp), free_port_block(), free_port())
         system.env.update({"JIAOZHI_DATABASE_URL": database_url, "JIAOZHI_LOG_LEVEL": "WARNING",
                            "JIAOZHI_EXTRA_ROUTES": json.dumps([["^/api/v1/hello$", hello]])})
         try:
@@ -115,12 +112,6 @@ def bench_backend(backend: str, database_url: str, hello: str, args: argparse.Na
             return result
         finally:
             system.down()
-
-
-def _free(port: int) -> bool:
-    from deploy.natsd import port_is_free
-
-    return port_is_free(port)
 
 
 async def gateway_hop(gateway: str, hello: str, args: argparse.Namespace) -> dict:

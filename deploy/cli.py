@@ -15,6 +15,7 @@ from rich.table import Table
 
 from deploy.components import COMPONENTS, SERVICES, app_factory, migrations_dir, service_settings
 from deploy.natsd import PortTaken
+from deploy.supervisor import System
 
 cli = typer.Typer(help="jiaozhi: traffic–security integrated policing platform.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -35,8 +36,6 @@ def up(
     if target != "all":
         _run_one(target)
         return
-    from deploy.supervisor import System
-
     system = System.on_ports(data_dir, base_port, nats_port)
     try:
         with console.status("starting nats-server, four services and the gateway…"):
@@ -72,15 +71,15 @@ def up(
         console.print("stopped; data kept in " + str(data_dir))
 
 
-def _print_running(system: object) -> None:
+def _print_running(system: System) -> None:
     table = Table(title="jiaozhi is running (Ctrl-C stops it)")
     table.add_column("component")
     table.add_column("address")
     for name in COMPONENTS:
-        table.add_row(name, system.url(name))  # type: ignore[attr-defined]
-    table.add_row("nats-server", f"nats://127.0.0.1:{system.nats_port}")  # type: ignore[attr-defined]
+        table.add_row(name, system.url(name))
+    table.add_row("nats-server", f"nats://127.0.0.1:{system.nats_port}")
     console.print(table)
-    console.print(f"logs: {system.logs}   API docs: {system.url('gateway')}/docs")  # type: ignore[attr-defined]
+    console.print(f"logs: {system.logs}   API docs: {system.url('gateway')}/docs")
 
 
 def _run_one(target: str) -> None:

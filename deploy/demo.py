@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -13,8 +14,6 @@ DISTRICT = Path(__file__).with_name("demo_district.json")
 
 def load_demo(gateway: str, *, console: Console, password: str | None = None, timeout: float = 30.0) -> None:
     """Units to dispatch, features to classification, one classification run; waits until modes arrive."""
-    import os
-
     password = password or os.environ.get("JIAOZHI_DEMO_PASSWORD", "demo")
     district = json.loads(DISTRICT.read_text(encoding="utf-8"))
     with httpx.Client(base_url=gateway, timeout=30) as http:

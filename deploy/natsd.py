@@ -38,6 +38,17 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def free_port_block(size: int = 5) -> int:
+    """A base port with `size` consecutive free ports above it."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            base = sock.getsockname()[1]
+        if base + size < 65000 and all(port_is_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError("no block of free ports")
+
+
 def require_free(port: int, what: str, host: str = "127.0.0.1") -> None:
     """Fail with a clear message when a needed port is taken."""
     if not port_is_free(port, host):

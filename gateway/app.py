@@ -125,14 +125,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         identity = verify_token(settings, bearer(request.headers.get("authorization")))
         if not door_allows(identity, request.method, full):
             raise Forbidden(f"role {identity.role} may not {request.method} {full}")
-        length = int(request.headers.get("content-length") or 0)
-        if length > settings.max_body_bytes:
-            return problem(413, "payload-too-large", "Payload too large",
-                           f"bodies are limited to {settings.max_body_bytes} bytes", instance=full)
+        too_large = problem(413, "payload-too-large", "Payload too large",
+                            f"bodies are limited to {settings.max_body_bytes} bytes", instance=full)
+        if int(request.headers.get("content-length") or 0) > settings.max_body_bytes:
+            return too_large  # refuse before reading it
         body = await request.body()
         if len(body) > settings.max_body_bytes:
-            return problem(413, "payload-too-large", "Payload too large",
-                           f"bodies are limited to {settings.max_body_bytes} bytes", instance=full)
+            return too_large  # a chunked body without a length
         return await forward(app.state.client, upstream, request, body, current_request_id())
 
     return app

@@ -50,6 +50,14 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+def timestamp_field(*, nullable: bool = False, index: bool = False) -> Any:
+    """A SQLModel field for a timezone-aware UTC timestamp column."""
+    from sqlalchemy import Column
+    from sqlmodel import Field
+
+    return Field(sa_column=Column(UTCDateTime, nullable=nullable, index=index))
+
+
 def is_sqlite(url: str) -> bool:
     """Whether the URL points at SQLite."""
     return url.startswith("sqlite")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, select, update
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import UTCDateTime, insert_ignoring_duplicates, utcnow
@@ -86,7 +86,5 @@ class Outbox:
 
     async def pending_count(self, session: AsyncSession) -> int:
         """How many rows wait to be published."""
-        from sqlalchemy import func
-
         stmt = select(func.count()).select_from(self.table).where(self.table.c.sent_at.is_(None))
         return int((await session.execute(stmt)).scalar_one())

@@ -79,7 +79,7 @@ def build_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
         relay = OutboxRelay(bus, sessions, spec.outbox, metrics=metrics, poll_s=settings.outbox_poll_s)
         rt = Runtime(settings, engine, sessions, bus, spec.outbox, relay, metrics)
         app.state.rt = rt
-        tasks = [asyncio.create_task(_ensure_own_stream(bus, spec.name)), asyncio.create_task(relay.run())]
+        tasks = [asyncio.create_task(bus.ensure_stream(spec.name)), asyncio.create_task(relay.run())]
         for sub in spec.subscriptions(rt):
             consumer = Consumer(bus, sessions, spec.outbox, sub, relay=relay, metrics=metrics,
                                 batch=settings.consumer_batch)
@@ -104,10 +104,6 @@ def build_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     for router in spec.routers:
         app.include_router(router)
     return app
-
-
-async def _ensure_own_stream(bus: Bus, owner: str) -> None:
-    await bus.ensure_stream(owner)
 
 
 def health_router(metrics: Metrics) -> APIRouter:

@@ -48,11 +48,6 @@ class Settings(BaseSettings):
                 raise ValueError("JIAOZHI_IDENTITY_HASH_KEY must be set outside the demo")
         return self
 
-    @property
-    def listen_port(self) -> int:
-        """The port this component listens on."""
-        return self.port or DEFAULT_PORTS.get(self.component, 8000)
-
 
 class ServiceSettings(Settings):
     """A service's settings. A subclass may redeclare `own_database_url` with the alias

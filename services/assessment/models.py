@@ -5,10 +5,9 @@ import datetime as dt
 
 from pydantic import BaseModel
 from pydantic import Field as PField
-from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
-from shared.db import UTCDateTime, new_registry
+from shared.db import new_registry, timestamp_field
 from shared.outbox import Outbox, add_outbox_tables
 
 registry = new_registry()
@@ -29,7 +28,7 @@ class StationDay(Table, table=True):
     deaths: int = 0
     injuries: int = 0
     tasks_created: int = 0
-    updated_at: dt.datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: dt.datetime = timestamp_field()
 
 
 class StationModeCopy(Table, table=True):
@@ -38,7 +37,7 @@ class StationModeCopy(Table, table=True):
     __tablename__ = "station_mode"
     station_id: str = Field(primary_key=True, max_length=64)
     mode: str
-    updated_at: dt.datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: dt.datetime = timestamp_field()
 
 
 OUTBOX = Outbox(*add_outbox_tables(metadata), source="jiaozhi/assessment")

@@ -8,7 +8,7 @@ from pydantic import Field as PField
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from shared.db import UTCDateTime, new_registry
+from shared.db import new_registry, timestamp_field
 from shared.events import Mode
 from shared.outbox import Outbox, add_outbox_tables
 
@@ -38,7 +38,7 @@ class StationFeature(Table, table=True):
     period: str = Field(primary_key=True, max_length=16)
     name: str = Field(primary_key=True, max_length=64)
     value: float
-    updated_at: dt.datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: dt.datetime = timestamp_field()
 
 
 class ClassificationRun(Table, table=True):
@@ -46,7 +46,7 @@ class ClassificationRun(Table, table=True):
 
     __tablename__ = "classification_run"
     id: str = Field(primary_key=True, max_length=64)
-    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    created_at: dt.datetime = timestamp_field(index=True)
     status: str
     period: str | None = None
     k: int
@@ -63,7 +63,7 @@ class StationMode(Table, table=True):
     override_mode: str | None = None
     override_reason: str | None = None
     mode: str | None = None
-    updated_at: dt.datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: dt.datetime = timestamp_field()
 
 
 OUTBOX = Outbox(*add_outbox_tables(metadata), source="jiaozhi/classification")

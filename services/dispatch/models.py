@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PField
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from shared.db import UTCDateTime, new_registry
+from shared.db import new_registry, timestamp_field
 from shared.events import AreaType, Category, Location, Mode, Severity, UnitKind, VehicleKind
 from shared.outbox import Outbox, add_outbox_tables
 
@@ -19,11 +18,6 @@ metadata = registry.metadata
 
 class Table(SQLModel, registry=registry):
     """Base of dispatch's tables."""
-
-
-def ts(**kw: Any) -> Any:
-    """A timezone-aware timestamp column."""
-    return Field(sa_column=Column(UTCDateTime, **kw))
 
 
 class Unit(Table, table=True):
@@ -41,7 +35,7 @@ class Unit(Table, table=True):
     centroid_lon: float | None = None
     mode: str | None = None
     mode_source: str | None = None
-    updated_at: dt.datetime = ts(nullable=False)
+    updated_at: dt.datetime = timestamp_field(nullable=False)
 
 
 class Incident(Table, table=True):
@@ -50,19 +44,19 @@ class Incident(Table, table=True):
     id: str = Field(primary_key=True, max_length=64)
     external_id: str = Field(unique=True, max_length=200)
     kind: str
-    occurred_at: dt.datetime = ts(nullable=False)
-    reported_at: dt.datetime = ts(nullable=False)
+    occurred_at: dt.datetime = timestamp_field(nullable=False)
+    reported_at: dt.datetime = timestamp_field(nullable=False)
     lat: float
     lon: float
     station_id: str | None = Field(default=None, index=True)
     outside_area: bool = False
     handling_unit_id: str | None = Field(default=None, index=True)
     dispatch_reason: str = ""
-    dispatched_at: dt.datetime | None = ts(nullable=True)
-    arrived_at: dt.datetime | None = ts(nullable=True)
+    dispatched_at: dt.datetime | None = timestamp_field(nullable=True)
+    arrived_at: dt.datetime | None = timestamp_field(nullable=True)
     reported_by: str = ""
     details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_at: dt.datetime = ts(nullable=False, index=True)
+    created_at: dt.datetime = timestamp_field(nullable=False, index=True)
 
 
 class TaskOrder(Table, table=True):
@@ -79,13 +73,13 @@ class TaskOrder(Table, table=True):
     station_id: str | None = Field(default=None, index=True)
     unit_id: str = Field(index=True)
     status: str = Field(index=True)
-    deadline_at: dt.datetime = ts(nullable=False)
+    deadline_at: dt.datetime = timestamp_field(nullable=False)
     key_points: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     milestones: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     measures: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     routing_reason: str = ""
-    created_at: dt.datetime = ts(nullable=False, index=True)
-    updated_at: dt.datetime = ts(nullable=False)
+    created_at: dt.datetime = timestamp_field(nullable=False, index=True)
+    updated_at: dt.datetime = timestamp_field(nullable=False)
 
 
 class TaskHistory(Table, table=True):
@@ -100,7 +94,7 @@ class TaskHistory(Table, table=True):
     from_status: str | None = None
     to_status: str
     by: str
-    at: dt.datetime = ts(nullable=False)
+    at: dt.datetime = timestamp_field(nullable=False)
     note: str = ""
 
 

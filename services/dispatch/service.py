@@ -5,7 +5,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.areas import AreaIndex, parse_area
@@ -351,7 +351,3 @@ def task_out(task: TaskOrder, history: list[TaskHistory] | None = None) -> TaskO
     """A task order as the API shows it."""
     return TaskOut(**task.model_dump(), history=[h.model_dump() for h in history or []])
 
-
-async def count_tasks(session: AsyncSession) -> int:
-    """How many task orders exist (for health and tests)."""
-    return int((await session.execute(select(func.count()).select_from(TaskOrder))).scalar_one())

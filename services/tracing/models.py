@@ -4,10 +4,10 @@ from __future__ import annotations
 import datetime as dt
 
 from pydantic import BaseModel
-from sqlalchemy import Column, UniqueConstraint
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from shared.db import UTCDateTime, new_registry
+from shared.db import new_registry, timestamp_field
 from shared.outbox import Outbox, add_outbox_tables
 
 registry = new_registry()
@@ -30,7 +30,7 @@ class IssuedTask(Table, table=True):
     entity_ref: str = Field(max_length=200)
     station_id: str | None = None
     reason: str = ""
-    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    created_at: dt.datetime = timestamp_field()
 
 
 OUTBOX = Outbox(*add_outbox_tables(metadata), source="jiaozhi/tracing")

@@ -1,24 +1,10 @@
 """Driving a running system over HTTP as its users would."""
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 
 import httpx
-
-from deploy.natsd import port_is_free
-
-
-def free_port_block(size: int = 5) -> int:
-    """A base port with `size` consecutive free ports above it."""
-    for _ in range(200):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            base = sock.getsockname()[1]
-        if base + size < 65000 and all(port_is_free(base + i) for i in range(size)):
-            return base
-    raise RuntimeError("no block of free ports")
 
 
 def login(gateway: str, username: str, password: str = "demo") -> dict[str, str]:

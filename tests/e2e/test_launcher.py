@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from deploy.components import ROOT
-from deploy.natsd import free_port
-from tests.e2e.helpers import all_tasks, drunk_incident, free_port_block, login, wait_for
+from deploy.natsd import free_port, free_port_block
+from tests.e2e.helpers import all_tasks, drunk_incident, login, wait_for
 
 pytestmark = pytest.mark.system
 
