@@ -20,6 +20,10 @@ Category = Literal[
     "personal_education", "personal_penalty", "enterprise_rectification", "enterprise_penalty", "hazard_remediation"
 ]
 Source = Literal["person", "vehicle", "road", "enterprise", "village"]
+ActivityKind = Literal[
+    "education", "dissuasion", "helmet_check", "hazard_remediation", "violation", "drunk_driving_check",
+    "post_operation", "map_colour",
+]
 VehicleKind = Literal[
     "car", "yellow_plate_truck", "engineering_truck", "goods_vehicle", "e_bike", "motorcycle", "bus", "other"
 ]
@@ -166,6 +170,63 @@ class TaskChanged(Fact):
     new_status: str
     by: str
     at: dt.datetime
+    deadline_at: dt.datetime | None = None
+    note: str = ""
+
+
+class IncidentDispatched(Fact):
+    """An incident was handed to the unit that handles it (DOMAIN.md §5), with the reason."""
+
+    subject: ClassVar[str] = "dispatch.incident.dispatched.v1"
+    incident_id: str
+    station_id: str | None
+    handling_unit_id: str
+    mode: Mode | None = None
+    reported_at: dt.datetime
+    dispatched_at: dt.datetime
+    reason: str = ""
+
+
+class IncidentArrived(Fact):
+    """The handling unit reported arrival at the scene; `within_5_min` feeds the 5-minute arrival rate."""
+
+    subject: ClassVar[str] = "dispatch.incident.arrived.v1"
+    incident_id: str
+    station_id: str | None
+    handling_unit_id: str
+    mode: Mode | None = None
+    reported_at: dt.datetime
+    arrived_at: dt.datetime
+    response_s: float = Field(ge=0)
+    within_5_min: bool
+
+
+class TaskOverdue(Fact):
+    """A task order (milestone None) or one of its milestones passed its deadline unfinished."""
+
+    subject: ClassVar[str] = "dispatch.task.overdue.v1"
+    task_id: str
+    model_id: str
+    category: Category
+    station_id: str | None
+    unit_id: str
+    milestone: str | None = None
+    deadline_at: dt.datetime
+    at: dt.datetime
+
+
+class TaskEscalated(Fact):
+    """An overdue task order was escalated to the unit's supervisor after the grace period."""
+
+    subject: ClassVar[str] = "dispatch.task.escalated.v1"
+    task_id: str
+    model_id: str
+    category: Category
+    station_id: str | None
+    unit_id: str
+    supervisor_id: str | None
+    overdue_since: dt.datetime
+    at: dt.datetime
 
 
 # --- tracing -----------------------------------------------------------------------------------
@@ -211,4 +272,33 @@ class StationClassified(Fact):
     run_id: str | None = None
 
 
-ALL_FACTS: tuple[type[Fact], ...] = (UnitUpserted, IncidentReported, TaskChanged, TaskOrderGenerated, StationClassified)
+# --- assessment --------------------------------------------------------------------------------
+
+class ActivityRecorded(Fact):
+    """An activity record (education, dissuasion, checks, violations…) was accepted for a station."""
+
+    subject: ClassVar[str] = "assessment.activity.recorded.v1"
+    activity_id: str
+    external_id: str
+    kind: ActivityKind
+    station_id: str
+    occurred_at: dt.datetime
+    count: float = Field(1, ge=0)
+    value: float | None = None
+
+
+class ScoreUpdated(Fact):
+    """A station's score for a period changed."""
+
+    subject: ClassVar[str] = "assessment.score.updated.v1"
+    station_id: str
+    period: str
+    mode: Mode | None = None
+    total: float | None
+    colour: Literal["blue", "yellow", "red"] | None = None
+
+
+ALL_FACTS: tuple[type[Fact], ...] = (
+    UnitUpserted, IncidentReported, IncidentDispatched, IncidentArrived, TaskChanged, TaskOverdue, TaskEscalated,
+    TaskOrderGenerated, StationClassified, ActivityRecorded, ScoreUpdated,
+)
