@@ -10,14 +10,14 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/v1/stations/[^/]+/(features|mode-override)$", "classification"),
     (r"^/api/v1/stations/[^/]+/score$", "assessment"),
     (r"^/api/v1/incidents/[^/]+/trace$", "tracing"),
-    (r"^/api/v1/(incidents|incidents:batch|tasks|units|stations)(/.*)?$", "dispatch"),
+    (r"^/api/v1/(incidents|tasks|units|stations|arrival-rates|routing-table)(:[a-z]+)?(/.*)?$", "dispatch"),
     (r"^/api/v1/classification(/.*)?$", "classification"),
-    (r"^/api/v1/(tracing|persons|vehicles|enterprises|villages|road-sections|hazards)(/.*)?$", "tracing"),
-    (r"^/api/v1/(assessment|board|reports|activities)(/.*)?$", "assessment"),
+    (r"^/api/v1/(tracing|persons|vehicles|enterprises|villages|road-sections|hazards)(:[a-z]+)?(/.*)?$", "tracing"),
+    (r"^/api/v1/(assessment|board|reports|activities|indicators)(:[a-z]+)?(/.*)?$", "assessment"),
 )
 
 _PLATFORM_WRITES = re.compile(
-    r"^/api/v1/(incidents|incidents:batch|activities|persons|vehicles|enterprises|villages|road-sections|hazards)$")
+    r"^/api/v1/(incidents|activities|persons|vehicles|enterprises|villages|road-sections|hazards)(:batch)?$")
 _PLATFORM_READS = re.compile(r"^/api/v1/incidents(/[^/]+)?$")
 
 

@@ -285,6 +285,8 @@ class ActivityRecorded(Fact):
     occurred_at: dt.datetime
     count: float = Field(1, ge=0)
     value: float | None = None
+    details: dict[str, str | float | bool | None] = Field(
+        {}, description="kind-specific facts, e.g. violation {type: drunk_driving}; hazard_remediation {found: 3}")
 
 
 class ScoreUpdated(Fact):
