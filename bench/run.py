@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import importlib
 import json
 import os
 import platform
@@ -33,6 +34,8 @@ from deploy.natsd import free_port, free_port_block
 from deploy.supervisor import System
 
 RESULTS = Path(__file__).parent / "results"
+#: per-service benches: each module `bench.<part>` has `run(console) -> dict`
+PARTS = ("classification", "tracing", "dispatch", "assessment", "gateway")
 PG_ADMIN_DSN = os.environ.get("JIAOZHI_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 console = Console()
 
@@ -178,9 +181,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to offer load")
     parser.add_argument("--hop-seconds", type=float, default=5.0, help="per gateway-hop measurement")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--parts", default=",".join(("end_to_end", *PARTS)),
+                        help="end_to_end and/or the per-service benches: " + ", ".join(PARTS))
     args = parser.parse_args()
+    parts = args.parts.split(",")
     results = {"when": dt.datetime.now(dt.UTC).isoformat(), "machine": machine(), "parameters": vars(args),
                "backends": {}}
+    for part in PARTS:
+        if part in parts:
+            console.rule(f"bench.{part}")
+            results[part] = importlib.import_module(f"bench.{part}").run(console)
+    if "end_to_end" not in parts:
+        _write(results)
+        return
     with hello_upstream() as hello:
         for backend in args.backends.split(","):
             if backend == "sqlite":
@@ -191,9 +204,13 @@ def main() -> None:
                     results["backends"]["postgres"] = {"skipped": f"PostgreSQL not reachable at {PG_ADMIN_DSN}"}
                     continue
                 results["backends"]["postgres"] = bench_backend("postgres", url, hello, args)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     print_table(results)
+    _write(results)
+
+
+def _write(results: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     console.print(f"written: {RESULTS / 'latest.json'}")
 
 
