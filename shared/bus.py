@@ -199,14 +199,15 @@ class Consumer:
         await self.bus.ensure_stream(self.sub.owner)
         assert self.bus.js is not None
         psub = None
+        stream = stream_name(self.sub.owner)
+        config = ConsumerConfig(name=self.sub.durable, durable_name=self.sub.durable, ack_policy=AckPolicy.EXPLICIT,
+                                deliver_policy=DeliverPolicy.ALL, ack_wait=30, max_ack_pending=1000,
+                                filter_subjects=sorted(self.by_subject))
         while psub is None:
             try:
-                psub = await self.bus.js.pull_subscribe(
-                    subject=f"{self.sub.owner}.>", durable=self.sub.durable, stream=stream_name(self.sub.owner),
-                    config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                                          ack_wait=30, max_ack_pending=1000,
-                                          filter_subjects=sorted(self.by_subject)),
-                )
+                # create, or update an existing durable whose subject filters an older release set
+                await self.bus.js.add_consumer(stream, config)
+                psub = await self.bus.js.pull_subscribe_bind(durable=self.sub.durable, stream=stream)
             except Exception as exc:  # noqa: BLE001 - broker away; try again
                 log.warning("subscribe %s: %s", self.sub.durable, exc)
                 await asyncio.sleep(1)

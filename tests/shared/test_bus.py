@@ -307,3 +307,30 @@ async def test_a_consumer_stops_even_if_a_cancel_is_swallowed_inside_fetch(
     task.cancel()
 
     await _stops_within(task)
+
+
+async def test_a_durable_created_by_an_older_release_gets_the_new_subject_filters(world: World) -> None:
+    from nats.js.api import ConsumerConfig
+
+    from shared.events import IncidentReported, Location
+
+    assert world.bus.js is not None
+    await world.bus.js.add_consumer(STREAM, ConsumerConfig(name="probe-on-dispatch", durable_name="probe-on-dispatch",
+                                                           filter_subjects=[SUBJECT]))
+    seen: list[str] = []
+
+    async def on_incident(session: AsyncSession, fact: Fact, env: Envelope) -> None:
+        assert isinstance(fact, IncidentReported)
+        seen.append(fact.incident_id)
+
+    sub = Subscription("probe", "dispatch", {UnitUpserted: recording_handler(world), IncidentReported: on_incident})
+    consumer = Consumer(world.bus, world.sessions, world.outbox, sub, relay=None, metrics=world.metrics, batch=10)
+    incident = IncidentReported(incident_id="i-1", external_id="x-1", kind="accident", occurred_at=utcnow(),
+                                location=Location(lat=29.7, lon=120.2))
+    env = Envelope(source="test/bus", type=IncidentReported.subject, time=utcnow(),
+                   data=incident.model_dump(mode="json"))
+    await world.bus.js.publish(IncidentReported.subject, env.model_dump_json().encode())
+    async with running(consumer):
+        await eventually(lambda: seen == ["i-1"], what="the incident under the new filter")
+    info = await world.bus.js.consumer_info(STREAM, "probe-on-dispatch")
+    assert sorted(info.config.filter_subjects or []) == sorted([SUBJECT, IncidentReported.subject])
