@@ -1,25 +1,171 @@
-"""Tracing's HTTP door: the catalogue and what fired on an incident."""
+"""Tracing's HTTP door: the catalogue, incident traces, and the source registries (single and :batch)."""
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from typing import Annotated, Any
 
-from services.tracing import service
+from fastapi import APIRouter, Body, Query, Request, Response
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from services.tracing import registries, service
 from services.tracing.catalogue import TracingModel
-from services.tracing.models import FiredOut
-from shared.runtime import CallerDep, RuntimeDep
+from services.tracing.schemas import (
+    BatchItem,
+    BatchResult,
+    EnterpriseIn,
+    FiredOut,
+    HazardIn,
+    ModelUpdate,
+    PersonIn,
+    RoadSectionIn,
+    TraceOut,
+    VehicleIn,
+    VillageIn,
+)
+from shared.auth import Identity
+from shared.errors import Forbidden, Invalid, NotFound
+from shared.pagination import Page
+from shared.runtime import CallerDep, Runtime, RuntimeDep
 
 router = APIRouter(prefix="/api/v1")
+MAX_BATCH = 1000
+WRITERS = ("admin", "command", "platform")
 
 
 @router.get("/tracing/models", response_model=list[TracingModel], tags=["tracing"])
 async def list_models(rt: RuntimeDep, who: CallerDep) -> list[TracingModel]:
-    """The catalogue of tracing task models."""
+    """The catalogue of tracing task models (current versions)."""
     return rt.state["catalogue"].models
+
+
+@router.get("/tracing/models/{model_id}", response_model=TracingModel, tags=["tracing"])
+async def get_model(model_id: str, rt: RuntimeDep, who: CallerDep) -> TracingModel:
+    """One tracing model."""
+    model = rt.state["catalogue"].get(model_id)
+    if model is None:
+        raise NotFound(f"tracing model {model_id} not found")
+    return model
+
+
+@router.put("/tracing/models/{model_id}", response_model=TracingModel, tags=["tracing"])
+async def update_model(model_id: str, change: ModelUpdate, rt: RuntimeDep, who: CallerDep) -> TracingModel:
+    """Admin: change a model's parameters, condition, enabled flag…; validated with its examples; a new version."""
+    async with rt.transaction() as session:
+        model = await service.update_model(session, catalogue=rt.state["catalogue"], model_id=model_id,
+                                           change=change, viewer=who)
+    rt.state["catalogue"] = rt.state["catalogue"].replaced(model)
+    return model
+
+
+@router.get("/incidents/{incident_id}/trace", response_model=TraceOut, tags=["tracing"])
+async def incident_trace(incident_id: str, rt: RuntimeDep, who: CallerDep) -> TraceOut:
+    """What was found for each of the five sources and which models fired, and why."""
+    async with rt.sessions() as session:
+        return await service.get_trace(session, viewer=who, incident_id=incident_id)
 
 
 @router.get("/tracing/incidents/{incident_id}/fired", response_model=list[FiredOut], tags=["tracing"])
 async def fired(incident_id: str, rt: RuntimeDep, who: CallerDep) -> list[FiredOut]:
     """The models that fired on an incident and the task orders they issued."""
     async with rt.sessions() as session:
-        rows = await service.fired_on(session, incident_id=incident_id)
-    return [FiredOut(model_id=r.model_id, entity_ref=r.entity_ref, task_id=r.task_id, reason=r.reason) for r in rows]
+        return await service.fired_on(session, viewer=who, incident_id=incident_id)
+
+
+# --- registries --------------------------------------------------------------------------------
+
+async def _put(rt: Runtime, session: Any, name: str, item: BaseModel) -> tuple[Any, bool]:
+    index = rt.state["index"]
+    if name == "persons":
+        return await registries.put_person(session, data=item,  # type: ignore[arg-type]
+                                           identity_key=rt.settings.identity_hash_key.get_secret_value())
+    if name == "vehicles":
+        return await registries.put_vehicle(session, data=item)  # type: ignore[arg-type]
+    if name == "enterprises":
+        return await registries.put_enterprise(session, data=item)  # type: ignore[arg-type]
+    if name == "villages":
+        return await registries.put_village(session, data=item)  # type: ignore[arg-type]
+    if name == "road-sections":
+        return await registries.put_road_section(session, data=item, index=index)  # type: ignore[arg-type]
+    return await registries.put_hazard(session, data=item, index=index)  # type: ignore[arg-type]
+
+
+def _may_write(who: Identity) -> None:
+    if who.role not in WRITERS:
+        raise Forbidden("only admin, command or platform callers may write registries")
+
+
+def _key(name: str, row: Any) -> str:
+    return getattr(row, {"persons": "ref", "vehicles": "plate"}.get(name, "id"))
+
+
+async def _batch_body(request: Request) -> list[Any]:
+    raw = await request.body()
+    try:
+        if request.headers.get("content-type", "").startswith("application/x-ndjson"):
+            items = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+        else:
+            items = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid(f"the body is not JSON: {exc}") from exc
+    if not isinstance(items, list):
+        raise Invalid("a batch is a JSON array (or NDJSON)")
+    if len(items) > MAX_BATCH:
+        raise Invalid(f"at most {MAX_BATCH} items per batch")
+    return items
+
+
+def _register(name: str, schema: type[BaseModel]) -> None:
+    """The four routes of one registry: POST one, POST :batch, GET list, GET one."""
+    adapter = TypeAdapter(schema)
+
+    async def create(item: BaseModel, rt: RuntimeDep, who: CallerDep, response: Response) -> Any:
+        _may_write(who)
+        async with rt.transaction() as session:
+            row, created = await _put(rt, session, name, item)
+            out = await registries.show(session, row, name)
+        response.status_code = 201 if created else 200
+        return out
+
+    create.__annotations__["item"] = Annotated[schema, Body()]  # the registry's own schema, for OpenAPI
+
+    async def batch(request: Request, rt: RuntimeDep, who: CallerDep) -> BatchResult:
+        _may_write(who)
+        items = await _batch_body(request)
+        results: list[BatchItem] = []
+        async with rt.transaction() as session:
+            for i, raw in enumerate(items):
+                try:
+                    item = adapter.validate_python(raw)
+                    row, created = await _put(rt, session, name, item)
+                    results.append(BatchItem(index=i, status=201 if created else 200, id=_key(name, row)))
+                except ValidationError as exc:
+                    errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+                    results.append(BatchItem(index=i, status=422, errors=errors))
+                except Invalid as exc:  # refused before anything was written
+                    results.append(BatchItem(index=i, status=422, errors=[{"loc": [], "msg": str(exc)}]))
+        return BatchResult(results=results, created=sum(r.status == 201 for r in results),
+                           existing=sum(r.status == 200 for r in results),
+                           rejected=sum(r.status == 422 for r in results))
+
+    async def list_all(rt: RuntimeDep, who: CallerDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                       cursor: str | None = None) -> Page[Any]:
+        async with rt.sessions() as session:
+            items, next_cursor = await registries.get_all(session, name=name, limit=limit, cursor=cursor)
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def get_one(key: str, rt: RuntimeDep, who: CallerDep) -> Any:
+        async with rt.sessions() as session:
+            return await registries.get(session, name=name, key=key)
+
+    path = f"/{name}"
+    router.add_api_route(path, create, methods=["POST"], tags=["registries"], status_code=201,
+                         summary=f"Create or update one of {name} (idempotent on its natural key)")
+    router.add_api_route(f"{path}:batch", batch, methods=["POST"], tags=["registries"], response_model=BatchResult,
+                         summary=f"Bulk import {name}: JSON array or NDJSON, at most {MAX_BATCH}, per-item results")
+    router.add_api_route(path, list_all, methods=["GET"], tags=["registries"], summary=f"List {name}")
+    router.add_api_route(f"{path}/{{key}}", get_one, methods=["GET"], tags=["registries"], summary=f"One of {name}")
+
+
+for _name, _schema in (("persons", PersonIn), ("vehicles", VehicleIn), ("enterprises", EnterpriseIn),
+                       ("villages", VillageIn), ("road-sections", RoadSectionIn), ("hazards", HazardIn)):
+    _register(_name, _schema)

@@ -1,25 +1,40 @@
 """Tracing: source registries, the tracing-model catalogue, task orders from incidents."""
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.tracing import service
 from services.tracing.api import router
 from services.tracing.catalogue import Catalogue
 from services.tracing.config import TracingSettings
+from services.tracing.examples import check_examples
 from services.tracing.handlers import subscriptions
 from services.tracing.models import OUTBOX, metadata
 from shared.runtime import Runtime, ServiceSpec, build_service_app
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: TracingSettings | None = None) -> FastAPI:
     """The tracing service app, built from the given settings (or the environment)."""
     settings = settings or TracingSettings()
-    catalogue = Catalogue.load(settings.catalogue)
+    shipped = Catalogue.load(settings.catalogue)
+    for model in shipped.models:
+        check_examples(model, shipped.engine)  # a catalogue whose examples misbehave does not start
 
     async def on_start(rt: Runtime) -> None:
-        rt.state["catalogue"] = catalogue
+        started = time.perf_counter()
+        async with rt.sessions() as session:
+            rt.state["catalogue"] = await service.load_catalogue(session, shipped=shipped)
+            rt.state["index"] = await service.load_index(session)
+        rt.state.setdefault("loaded", asyncio.Event()).set()
+        log.info("catalogue v%s (%d models), index of %d accidents loaded in %.2fs", shipped.version,
+                 len(shipped.models), len(rt.state["index"].accidents), time.perf_counter() - started)
 
     return build_service_app(settings, ServiceSpec(
         name="tracing", metadata=metadata, outbox=OUTBOX, migrations=Path(__file__).parent / "migrations",

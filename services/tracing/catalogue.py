@@ -1,52 +1,92 @@
-"""The catalogue of tracing task models, as validated data with safe conditions."""
+"""The catalogue of tracing task models, as validated, versioned data with sandboxed conditions."""
 from __future__ import annotations
 
+import ast
 import json
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simpleeval import EvalWithCompoundTypes, InvalidExpression
 
 from shared.events import Category, Source
 
+Entity = Literal["person", "vehicle", "road", "hazard", "enterprise", "village", "incident"]
+
+#: the names a condition may read, per evaluation (see engine.Context)
+NAMES = frozenset({"incident", "station", "party", "person", "vehicle", "road", "hazard", "enterprise", "village",
+                   "params", "True", "False", "None"})
+#: the pure helpers a condition may call (history and spatial counts come from the engine's index)
+FUNCTIONS = frozenset({"len", "min", "max", "accidents_near", "person_accidents", "operator_accidents",
+                       "village_accidents"})
+ID_LETTER = {"person": "P", "vehicle": "V", "road": "R", "enterprise": "E", "village": "C"}
+DEFAULT_ENTITY: dict[str, Entity] = {"person": "person", "vehicle": "vehicle", "road": "road",
+                                     "enterprise": "enterprise", "village": "village"}
+
 
 class MilestoneSpec(BaseModel):
+    """One ordered step of the task order, due some hours after the task is issued."""
+
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: str = Field(min_length=1)
     due_offset_h: float = Field(gt=0)
 
 
+class Examples(BaseModel):
+    """Scenarios that must and must not fire the model; run at load, on update and as tests."""
+
+    model_config = ConfigDict(extra="forbid")
+    fire: list[dict[str, Any]] = Field(min_length=1)
+    no_fire: list[dict[str, Any]] = Field(min_length=1)
+
+
 class TracingModel(BaseModel):
-    """One model: when it fires (a condition over a party and the incident) and the task it issues."""
+    """One model: when it fires (a condition over one entity of a traced incident) and the task it issues."""
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[PVREC]\d{2}$")
     version: int = Field(ge=1)
     source: Source
+    entity: Entity | None = Field(None, description="what one task is about; defaults to the source")
     category: Category
-    description: str
-    condition: str = Field(max_length=2000)
+    name_zh: str = ""
+    description: str = Field(min_length=1)
+    condition: str = Field(min_length=1, max_length=2000, description="a simpleeval expression, never eval")
     enabled: bool = True
     parameters: dict[str, Any] = {}
-    key_points: list[str]
-    milestones: list[MilestoneSpec]
-    measures: list[str]
+    key_points: list[str] = Field(min_length=1)
+    milestones: list[MilestoneSpec] = Field(min_length=1)
+    measures: list[str] = Field(min_length=1)
     deadline_h: float = Field(gt=0)
-    examples: dict[str, list[dict[str, Any]]] = {}
+    examples: Examples
+
+    @property
+    def entity_kind(self) -> Entity:
+        """The kind of entity the model is evaluated on, one task per matching entity."""
+        return self.entity or DEFAULT_ENTITY[self.source]
 
     @model_validator(mode="after")
-    def _condition_compiles(self) -> TracingModel:
-        try:
-            evaluate(self.condition, party={"role": "driver", "person": {}, "vehicle": None}, incident={},
-                     parameters=self.parameters)
-        except (InvalidExpression, SyntaxError) as exc:
-            raise ValueError(f"{self.id}: condition does not parse: {exc}") from exc
-        except Exception:  # noqa: BLE001 - the probe party is empty; only the syntax and names are checked here
-            pass
-        if any(m.due_offset_h > self.deadline_h for m in self.milestones):
+    def _checked(self) -> TracingModel:
+        if self.entity is None and self.source not in DEFAULT_ENTITY:
+            raise ValueError(f"{self.id}: no entity")
+        check_condition(self.id, self.condition)
+        offsets = [m.due_offset_h for m in self.milestones]
+        if offsets != sorted(offsets):
+            raise ValueError(f"{self.id}: milestones are not in order")
+        if offsets[-1] > self.deadline_h:
             raise ValueError(f"{self.id}: a milestone falls after the deadline")
+        if self.id[0] != ID_LETTER[self.source]:
+            raise ValueError(f"{self.id}: the id's letter does not match source {self.source}")
         return self
+
+
+class EngineParams(BaseModel):
+    """How far the engine looks around an incident before the models' own thresholds apply."""
+
+    model_config = ConfigDict(extra="forbid")
+    hazard_search_m: float = Field(300, gt=0, le=5000, description="open hazards this close become candidates")
+    section_match_m: float = Field(30, gt=0, le=500, description="an incident this close to a section is on it")
 
 
 class Catalogue(BaseModel):
@@ -55,21 +95,61 @@ class Catalogue(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int
     description: str = ""
+    engine: EngineParams = EngineParams()
     models: list[TracingModel]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Catalogue:
+        ids = [m.id for m in self.models]
+        if len(ids) != len(set(ids)):
+            raise ValueError("catalogue: duplicate model ids")
+        return self
 
     @classmethod
     def load(cls, path: Path) -> Catalogue:
-        """Read and validate the catalogue file."""
-        catalogue = cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
-        ids = [m.id for m in catalogue.models]
-        if len(ids) != len(set(ids)):
-            raise ValueError("catalogue: duplicate model ids")
-        return catalogue
+        """Read and validate the catalogue file (shape and conditions; engine.check_examples runs the examples)."""
+        return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+    def get(self, model_id: str) -> TracingModel | None:
+        """The model with this id."""
+        return next((m for m in self.models if m.id == model_id), None)
+
+    def replaced(self, model: TracingModel) -> Catalogue:
+        """A copy with one model replaced by its new version."""
+        return Catalogue(version=self.version, description=self.description, engine=self.engine,
+                         models=[model if m.id == model.id else m for m in self.models])
 
 
-def evaluate(condition: str, *, party: dict[str, Any], incident: dict[str, Any], parameters: dict[str, Any]) -> bool:
-    """Evaluate a condition safely (no attribute access, no calls beyond a few pure helpers)."""
-    person = {"drunk": False, "drugged": False} | (party.get("person") or {})
-    names = {"role": party.get("role"), "person": person, "vehicle": party.get("vehicle") or {},
-             "incident": incident, "params": parameters}
-    return bool(EvalWithCompoundTypes(names=names, functions={"len": len}).eval(condition))
+@lru_cache(maxsize=512)
+def parse(condition: str) -> ast.Expr:
+    """The parsed condition (cached: every incident evaluates the same few dozen expressions)."""
+    return ast.parse(condition.strip()).body[0]  # type: ignore[return-value]
+
+
+def check_condition(model_id: str, condition: str) -> None:
+    """Refuse a condition that does not parse or reads a name or calls a function outside the sandbox."""
+    try:
+        tree = ast.parse(condition.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ValueError(f"{model_id}: condition does not parse: {exc.msg}") from exc
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                raise ValueError(f"{model_id}: condition does not parse: only {sorted(FUNCTIONS)} may be called")
+        elif isinstance(node, ast.Name) and node.id not in NAMES | FUNCTIONS:
+            raise ValueError(f"{model_id}: condition does not parse: unknown name {node.id!r}")
+        elif isinstance(node, ast.Attribute):
+            raise ValueError(f"{model_id}: condition does not parse: attribute access is not allowed")
+        elif isinstance(node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+            raise ValueError(f"{model_id}: condition does not parse: {type(node).__name__} is not allowed")
+
+
+def evaluate(condition: str, *, names: dict[str, Any], functions: dict[str, Any]) -> bool:
+    """Evaluate a condition in the sandbox (simpleeval: no attribute access, no imports, only given helpers)."""
+    evaluator = EvalWithCompoundTypes(names=names, functions={"len": len, "min": min, "max": max} | functions)
+    try:
+        return bool(evaluator.eval(condition, previously_parsed=parse(condition)))
+    except InvalidExpression:
+        raise
+    except SyntaxError as exc:
+        raise InvalidExpression(str(exc)) from exc

@@ -1,4 +1,4 @@
-"""Tracing settings (JIAOZHI_*, and JIAOZHI_TRACING_DATABASE_URL for its own database)."""
+"""Tracing settings (JIAOZHI_*, and JIAOZHI_TRACING_* for what only tracing reads)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,3 +17,7 @@ class TracingSettings(ServiceSettings):
     component: ClassVar[str] = "tracing"
     own_database_url: str | None = Field(None, validation_alias="JIAOZHI_TRACING_DATABASE_URL")
     catalogue: Path = Field(HERE / "catalogue.json", validation_alias="JIAOZHI_TRACING_CATALOGUE")
+    historical_after_h: float | None = Field(
+        720, gt=0, validation_alias="JIAOZHI_TRACING_HISTORICAL_AFTER_H",
+        description="an accident that occurred longer ago than this when traced is a back-fill: its models are "
+                    "recorded for the trace, but no task order is sent (unset: every accident issues tasks)")

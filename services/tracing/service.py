@@ -1,17 +1,25 @@
-"""Tracing use cases: evaluate the catalogue on an incident and issue task orders, never twice."""
+"""Tracing use cases: trace an incident and issue task orders (never twice), explain a trace, edit the catalogue."""
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import uuid
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.tracing.catalogue import Catalogue, TracingModel, evaluate
-from services.tracing.models import IssuedTask
+from services.tracing import registries
+from services.tracing.catalogue import Catalogue, TracingModel
+from services.tracing.engine import Trace, trace
+from services.tracing.examples import check_examples
+from services.tracing.index import Accident, Index
+from services.tracing.models import HazardPoint, IssuedTask, ModelRevision, RoadSection, TracedIncident, UnitCopy
+from services.tracing.schemas import FiredOut, ModelUpdate, TraceOut
+from shared.auth import Identity
 from shared.db import utcnow
-from shared.events import IncidentReported, Milestone, PartyFacts, TaskOrderGenerated
+from shared.errors import Forbidden, Invalid, NotFound
+from shared.events import IncidentReported, Milestone, StationClassified, TaskOrderGenerated, UnitUpserted
 from shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -24,60 +32,160 @@ def task_id_for(incident_id: str, model_id: str, entity_ref: str) -> str:
     return "task-" + uuid.uuid5(TASK_NAMESPACE, f"{incident_id}|{model_id}|{entity_ref}").hex
 
 
-def person_ref(incident_id: str, index: int, party: PartyFacts) -> str:
-    """The person a task is about: the identity hash when known, else the party's place in the incident."""
-    if party.person.id_hash:
-        return f"person:{party.person.id_hash[:32]}"
-    return f"person:{incident_id}#{index}"
+def is_historical(fact: IncidentReported, *, now: dt.datetime, after_h: float | None) -> bool:
+    """Whether the incident is a back-fill: it occurred longer ago than the horizon when tracing ran."""
+    return after_h is not None and now - fact.occurred_at > dt.timedelta(hours=after_h)
 
 
-def matches(model: TracingModel, fact: IncidentReported) -> list[tuple[str, str]]:
-    """The (entity_ref, reason) pairs the model fires for on this incident (person models, per party)."""
-    incident = fact.model_dump(mode="json", exclude={"parties"})
-    fired = []
-    if model.source == "person":
-        for index, party in enumerate(fact.parties):
-            as_dict = party.model_dump(mode="json")
-            try:
-                hit = evaluate(model.condition, party=as_dict, incident=incident, parameters=model.parameters)
-            except Exception as exc:  # noqa: BLE001 - one faulty model must not block tracing the others
-                log.error("model %s v%s failed on incident %s: %s", model.id, model.version, fact.incident_id, exc)
-                continue
-            if hit:
-                fired.append((person_ref(fact.incident_id, index, party),
-                              f"{model.id}: {model.description} (party {index + 1}, {party.role})"))
-    return fired
-
-
-async def trace_incident(session: AsyncSession, *, outbox: Outbox, catalogue: Catalogue,
-                         fact: IncidentReported) -> list[IssuedTask]:
-    """Fire every enabled model on the incident; one task order per (incident, model, entity)."""
+async def trace_incident(session: AsyncSession, *, outbox: Outbox, catalogue: Catalogue, index: Index,
+                         fact: IncidentReported, historical_after_h: float | None = 720) -> list[IssuedTask]:
+    """Trace an accident once: resolve its sources, fire the models, issue one task order per
+    (incident, model, entity). Deadlines count from now; back-filled historical incidents are traced and
+    recorded but send no task order (see docs/TRACING.md)."""
+    if fact.kind != "accident":
+        return []
+    if await session.get(TracedIncident, fact.incident_id) is not None:
+        return []  # already traced (e.g. the same incident re-published under a new envelope id)
     now = utcnow()
+    sources = await registries.resolve(session, fact=fact)
+    result: Trace = trace(fact, sources=sources, index=index, catalogue=catalogue)
+    historical = is_historical(fact, now=now, after_h=historical_after_h)
+    accident = index.accidents[fact.incident_id]
+    session.add(TracedIncident(
+        incident_id=fact.incident_id, external_id=fact.external_id, station_id=fact.station_id,
+        handling_unit_id=fact.handling_unit_id, occurred_at=fact.occurred_at, lat=fact.location.lat,
+        lon=fact.location.lon, junction=fact.junction, persons=list(accident.persons),
+        operators=list(accident.operators), villages=list(accident.villages), historical=historical,
+        sources=result.sources, traced_at=now))
     issued = []
-    for model in catalogue.models:
-        if not model.enabled:
+    for fired in result.fired:
+        model = fired.model
+        task_id = task_id_for(fact.incident_id, model.id, fired.entity_ref)
+        if await session.get(IssuedTask, task_id) is not None:
             continue
-        for entity_ref, reason in matches(model, fact):
-            task_id = task_id_for(fact.incident_id, model.id, entity_ref)
-            if await session.get(IssuedTask, task_id) is not None:
-                continue
-            row = IssuedTask(task_id=task_id, incident_id=fact.incident_id, model_id=model.id,
-                             model_version=model.version, entity_ref=entity_ref, station_id=fact.station_id,
-                             reason=reason, created_at=now)
-            session.add(row)
-            issued.append(row)
-            await outbox.stage(session, TaskOrderGenerated(
-                task_id=task_id, incident_id=fact.incident_id, model_id=model.id, model_version=model.version,
-                source=model.source, entity_ref=entity_ref, category=model.category, station_id=fact.station_id,
-                location=fact.location, key_points=model.key_points, measures=model.measures,
-                milestones=[Milestone(name=m.name, due_at=now + dt.timedelta(hours=m.due_offset_h))
-                            for m in model.milestones],
-                deadline_at=now + dt.timedelta(hours=model.deadline_h), reason=reason,
-            ), subject=task_id)
+        row = IssuedTask(task_id=task_id, incident_id=fact.incident_id, model_id=model.id,
+                         model_version=model.version, entity_ref=fired.entity_ref, station_id=fact.station_id,
+                         reason=fired.reason, issued=not historical, created_at=now)
+        session.add(row)
+        issued.append(row)
+        if historical:
+            continue
+        await outbox.stage(session, TaskOrderGenerated(
+            task_id=task_id, incident_id=fact.incident_id, model_id=model.id, model_version=model.version,
+            source=model.source, entity_ref=fired.entity_ref, category=model.category, station_id=fact.station_id,
+            location=fact.location, key_points=model.key_points, measures=model.measures,
+            milestones=[Milestone(name=m.name, due_at=now + dt.timedelta(hours=m.due_offset_h))
+                        for m in model.milestones],
+            deadline_at=now + dt.timedelta(hours=model.deadline_h), reason=fired.reason,
+        ), subject=task_id)
     return issued
 
 
-async def fired_on(session: AsyncSession, *, incident_id: str) -> list[IssuedTask]:
-    """The task orders issued for an incident."""
-    stmt = select(IssuedTask).where(IssuedTask.incident_id == incident_id).order_by(IssuedTask.model_id)
-    return list((await session.execute(stmt)).scalars())
+async def load_index(session: AsyncSession) -> Index:
+    """The index rebuilt from the database: every traced accident, open hazard and road section."""
+    index = Index()
+    stmt = select(TracedIncident.incident_id, TracedIncident.occurred_at, TracedIncident.lat, TracedIncident.lon,
+                  TracedIncident.junction, TracedIncident.persons, TracedIncident.operators, TracedIncident.villages)
+    for row in await session.execute(stmt):
+        index.add_accident(Accident(row[0], row[1].timestamp(), row[2], row[3], row[4], tuple(row[5]),
+                                    tuple(row[6]), tuple(row[7])))
+    for hazard in (await session.execute(select(HazardPoint).where(HazardPoint.status == "open"))).scalars():
+        index.put_hazard(registries.hazard_of(hazard), hazard_id=hazard.id)
+    for section in (await session.execute(select(RoadSection))).scalars():
+        index.put_section(registries.section_of(section), section_id=section.id)
+    return index
+
+
+# --- units (read copies) -----------------------------------------------------------------------
+
+async def apply_unit(session: AsyncSession, *, fact: UnitUpserted) -> None:
+    """Keep the unit tree tracing needs for jurisdiction and station facts."""
+    row = await session.get(UnitCopy, fact.unit_id)
+    if row is None:
+        session.add(UnitCopy(id=fact.unit_id, kind=fact.kind, parent_id=fact.parent_id, area_type=fact.area_type))
+    else:
+        row.kind, row.parent_id, row.area_type = fact.kind, fact.parent_id, fact.area_type
+
+
+async def apply_classification(session: AsyncSession, *, fact: StationClassified) -> None:
+    """Remember a station's effective integration mode."""
+    row = await session.get(UnitCopy, fact.station_id)
+    if row is None:
+        session.add(UnitCopy(id=fact.station_id, kind="station", mode=fact.mode))
+    else:
+        row.mode = fact.mode
+
+
+# --- reading a trace ---------------------------------------------------------------------------
+
+async def _visible(session: AsyncSession, viewer: Identity, traced: TracedIncident) -> bool:
+    if viewer.sees_whole_district:
+        return True
+    if viewer.role == "station":
+        return traced.station_id is not None and traced.station_id == viewer.unit_id
+    if viewer.role == "squadron":
+        if traced.handling_unit_id is not None and traced.handling_unit_id == viewer.unit_id:
+            return True
+        station = await session.get(UnitCopy, traced.station_id) if traced.station_id else None
+        return station is not None and station.parent_id == viewer.unit_id
+    raise Forbidden("this role may not read traces")
+
+
+async def get_trace(session: AsyncSession, *, viewer: Identity, incident_id: str) -> TraceOut:
+    """What tracing found for an incident in the viewer's jurisdiction (NotFound otherwise or if not traced)."""
+    traced = await session.get(TracedIncident, incident_id)
+    if traced is None or not await _visible(session, viewer, traced):
+        raise NotFound(f"no trace for incident {incident_id}")
+    return TraceOut(incident_id=traced.incident_id, external_id=traced.external_id, station_id=traced.station_id,
+                    occurred_at=traced.occurred_at, traced_at=traced.traced_at, historical=traced.historical,
+                    sources=traced.sources, fired=await fired_on(session, viewer=viewer, incident_id=incident_id,
+                                                                 checked=True))
+
+
+async def fired_on(session: AsyncSession, *, viewer: Identity, incident_id: str,
+                   checked: bool = False) -> list[FiredOut]:
+    """The models that fired on an incident and their task orders."""
+    if not checked:
+        traced = await session.get(TracedIncident, incident_id)
+        if traced is None or not await _visible(session, viewer, traced):
+            raise NotFound(f"no trace for incident {incident_id}")
+    stmt = select(IssuedTask).where(IssuedTask.incident_id == incident_id).order_by(IssuedTask.model_id,
+                                                                                   IssuedTask.entity_ref)
+    return [FiredOut(model_id=r.model_id, model_version=r.model_version, entity_ref=r.entity_ref,
+                     task_id=r.task_id, reason=r.reason, issued=r.issued)
+            for r in (await session.execute(stmt)).scalars()]
+
+
+# --- the catalogue -----------------------------------------------------------------------------
+
+async def load_catalogue(session: AsyncSession, *, shipped: Catalogue) -> Catalogue:
+    """The shipped catalogue with every model replaced by its latest saved revision, if newer."""
+    catalogue = shipped
+    rows = (await session.execute(select(ModelRevision).order_by(ModelRevision.model_id,
+                                                                 ModelRevision.version))).scalars()
+    latest: dict[str, ModelRevision] = {row.model_id: row for row in rows}
+    for model_id, row in latest.items():
+        current = catalogue.get(model_id)
+        if current is not None and row.version > current.version:
+            catalogue = catalogue.replaced(TracingModel.model_validate(row.body))
+    return catalogue
+
+
+async def update_model(session: AsyncSession, *, catalogue: Catalogue, model_id: str, change: ModelUpdate,
+                       viewer: Identity) -> TracingModel:
+    """Change a model: validated like the shipped file (its examples must still behave), saved as a new version."""
+    if viewer.role != "admin":
+        raise Forbidden("only an admin may change tracing models")
+    current = catalogue.get(model_id)
+    if current is None:
+        raise NotFound(f"tracing model {model_id} not found")
+    body: dict[str, Any] = current.model_dump(mode="json") | change.model_dump(exclude_none=True)
+    body["version"] = current.version + 1
+    try:
+        model = TracingModel.model_validate(body)
+        check_examples(model, catalogue.engine)
+    except ValueError as exc:
+        raise Invalid(f"model {model_id} not changed: {exc}") from exc
+    session.add(ModelRevision(model_id=model.id, version=model.version, body=model.model_dump(mode="json"),
+                              changed_by=viewer.username, changed_at=utcnow()))
+    return model

@@ -1,6 +1,8 @@
-"""Tracing consumes IncidentReported from real NATS and issues each task order once, on SQLite and PostgreSQL."""
+"""Tracing consumes IncidentReported from real NATS and issues each task order once (also on real redelivery),
+on SQLite and PostgreSQL; the trace endpoint explains it within the caller's jurisdiction."""
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -9,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from nats.aio.msg import Msg
 from sqlalchemy import func, select
 
 from services.tracing.app import create_app
@@ -16,7 +19,16 @@ from services.tracing.config import TracingSettings
 from services.tracing.models import OUTBOX, IssuedTask
 from shared.bus import Bus
 from shared.db import utcnow
-from shared.events import Envelope, IncidentReported, Location, PartyFacts, PersonFacts, TaskOrderGenerated
+from shared.events import (
+    Envelope,
+    IncidentReported,
+    Location,
+    PartyFacts,
+    PersonFacts,
+    TaskOrderGenerated,
+    UnitUpserted,
+    VehicleFacts,
+)
 from shared.runtime import Runtime
 from tests.conftest import auth, serving
 from tests.support import eventually
@@ -82,17 +94,23 @@ async def tracing(database_url: str, nats_url: str, tmp_path: Path) -> AsyncIter
         await bus.close()
 
 
-def incident_envelope(*, drunk: bool, incident_id: str | None = None) -> Envelope:
+def envelope_of(fact: IncidentReported | UnitUpserted) -> Envelope:
+    return Envelope(source="jiaozhi/dispatch", type=fact.subject, subject=getattr(fact, "incident_id", None),
+                    time=utcnow(), data=fact.model_dump(mode="json"))
+
+
+def incident_envelope(*, drunk: bool, incident_id: str | None = None, truck: bool = False,
+                      occurred_at: dt.datetime | None = None, station_id: str = "ps-yiqiao") -> Envelope:
     fact = IncidentReported(
         incident_id=incident_id or f"inc-{uuid.uuid4().hex}", external_id=f"ext-{uuid.uuid4().hex[:8]}",
-        kind="accident", occurred_at="2024-05-01T08:30:00+08:00", location=Location(lat=30.1, lon=120.45),
-        station_id="ps-yiqiao", handling_unit_id="ps-yiqiao",
+        kind="accident", occurred_at=occurred_at or utcnow() - dt.timedelta(hours=1),
+        location=Location(lat=30.1, lon=120.45), station_id=station_id, handling_unit_id=station_id,
         parties=[PartyFacts(role="driver", person=PersonFacts(id_hash="ab" * 32, id_masked="330*************34",
-                                                              drunk=drunk)),
+                                                              drunk=drunk),
+                            vehicle=VehicleFacts(kind="yellow_plate_truck", plate="ZJ-A1") if truck else None),
                  PartyFacts(role="passenger", person=PersonFacts(drunk=True))],  # a drunk passenger is no case
     )
-    return Envelope(source="jiaozhi/dispatch", type=fact.subject, subject=fact.incident_id, time=utcnow(),
-                    data=fact.model_dump(mode="json"))
+    return envelope_of(fact)
 
 
 async def test_a_drunk_driver_yields_one_p01_task_order_on_the_tracing_stream(tracing: Tracing) -> None:
@@ -134,6 +152,34 @@ async def test_the_same_incident_delivered_again_issues_no_second_task_order(tra
     assert len(await tracing.issued()) == 1
 
 
+async def test_a_message_redelivered_by_jetstream_after_commit_issues_no_second_task_order(
+        tracing: Tracing, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first ack of every message is lost (turned into a nak), so JetStream really delivers it again."""
+    real_ack, real_nak = Msg.ack, Msg.nak
+    first_seen: set[str] = set()
+    deliveries: list[int] = []
+
+    async def lossy_ack(msg: Msg) -> None:
+        deliveries.append(msg.metadata.num_delivered)
+        if msg.subject == IncidentReported.subject and msg.reply not in first_seen and msg.metadata.num_delivered == 1:
+            first_seen.add(msg.reply)
+            await real_nak(msg)
+            return
+        await real_ack(msg)
+
+    monkeypatch.setattr(Msg, "ack", lossy_ack)
+    await tracing.publish(incident_envelope(drunk=True, truck=True))
+
+    async def redelivered_and_seen() -> bool:
+        return tracing.consumed("duplicate") >= 1 and (await tracing.outbox_rows())[1] == 0
+
+    await eventually(redelivered_and_seen, what="the redelivery to be recognised as a duplicate")
+    assert max(deliveries) >= 2, "JetStream did not redeliver"
+    tasks = await tracing.task_messages()
+    assert sorted(t.model_id for t in tasks) == ["P01", "V01"]
+    assert len({t.task_id for t in tasks}) == len(tasks) == len(await tracing.issued()) == 2
+
+
 async def test_the_same_incident_under_a_new_envelope_id_issues_no_second_task_order(tracing: Tracing) -> None:
     first = incident_envelope(drunk=True)
     resent = Envelope(**(first.model_dump() | {"id": str(uuid.uuid4())}))  # e.g. dispatch re-staged it
@@ -160,10 +206,50 @@ async def test_a_sober_incident_issues_no_task_order(tracing: Tracing) -> None:
     assert await tracing.task_messages() == []
 
 
+async def test_a_back_filled_historical_accident_is_traced_but_sends_no_task_order(tracing: Tracing) -> None:
+    envelope = incident_envelope(drunk=True, occurred_at=dt.datetime(2012, 3, 4, 22, 0, tzinfo=dt.UTC))
+    await tracing.publish(envelope)
+
+    async def handled() -> bool:
+        return tracing.consumed("handled") == 1
+
+    await eventually(handled, what="the historical incident to be handled")
+    trace = await tracing.client.get(f"/api/v1/incidents/{envelope.data['incident_id']}/trace",
+                                     headers=auth(tracing.settings, "command"))
+    body = trace.json()
+    assert body["historical"] is True
+    assert [(f["model_id"], f["issued"]) for f in body["fired"]] == [("P01", False)]
+    assert await tracing.outbox_rows() == (0, 0)
+
+
+async def test_the_trace_is_shown_to_its_station_and_squadron_only(tracing: Tracing) -> None:
+    await tracing.publish(envelope_of(UnitUpserted(unit_id="ps-yiqiao", name="Yiqiao", kind="station",
+                                                   parent_id="sq-rural", area_type="rural")))
+    envelope = incident_envelope(drunk=True)
+    await tracing.publish(envelope)
+    path = f"/api/v1/incidents/{envelope.data['incident_id']}/trace"
+
+    async def traced() -> bool:
+        return (await tracing.client.get(path, headers=auth(tracing.settings, "command"))).status_code == 200
+
+    await eventually(traced, what="the trace")
+    own = await tracing.client.get(path, headers=auth(tracing.settings, "station", unit_id="ps-yiqiao"))
+    zone = await tracing.client.get(path, headers=auth(tracing.settings, "squadron", unit_id="sq-rural"))
+    other = await tracing.client.get(path, headers=auth(tracing.settings, "station", unit_id="ps-other"))
+    other_zone = await tracing.client.get(path, headers=auth(tracing.settings, "squadron", unit_id="sq-urban"))
+    assert own.status_code == zone.status_code == 200
+    body = own.json()
+    assert body["sources"]["person"][0]["id_masked"] == "330*************34"
+    assert "ab" * 16 not in body["sources"]["person"][0].values()
+    assert set(body["sources"]) == {"person", "vehicle", "road", "enterprise", "village"}
+    assert [f["model_id"] for f in body["fired"]] == ["P01"] and "party 1, driver" in body["fired"][0]["reason"]
+    assert other.status_code == other_zone.status_code == 404
+
+
 async def test_tracing_is_ready_and_lists_its_catalogue(tracing: Tracing) -> None:
     ready = await tracing.client.get("/readyz")
     models: Any = await tracing.client.get("/api/v1/tracing/models", headers=auth(tracing.settings, "station",
                                                                                    unit_id="ps-yiqiao"))
 
     assert ready.status_code == 200
-    assert "P01" in [m["id"] for m in models.json()]
+    assert len(models.json()) == 24
