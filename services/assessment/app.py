@@ -1,22 +1,63 @@
 """Assessment: records, indicators, scores, rankings, the daily board and reports."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.assessment import service
 from services.assessment.api import router
 from services.assessment.config import AssessmentSettings
 from services.assessment.handlers import subscriptions
 from services.assessment.models import OUTBOX, metadata
-from shared.runtime import ServiceSpec, build_service_app
+from shared.runtime import Runtime, ServiceSpec, build_service_app
+
+log = logging.getLogger(__name__)
+
+
+async def announce_loop(rt: Runtime, every_s: float) -> None:
+    """Debounced online scoring: every few seconds re-score the months whose records changed, announce changes."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            async with rt.transaction() as session:
+                staged = await service.announce_dirty(session, outbox=rt.outbox)
+            if staged:
+                log.info("announced %d changed scores", staged)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - keep scoring on the next tick (database away, a race)
+            log.exception("re-scoring changed months failed; will retry")
 
 
 def create_app(settings: AssessmentSettings | None = None) -> FastAPI:
     """The assessment service app, built from the given settings (or the environment)."""
     settings = settings or AssessmentSettings()
-    return build_service_app(settings, ServiceSpec(
+    app = build_service_app(settings, ServiceSpec(
         name="assessment", metadata=metadata, outbox=OUTBOX, migrations=Path(__file__).parent / "migrations",
         routers=[router], subscriptions=subscriptions,
-        description="Counts what the other services report; scores and ranks stations.",
+        description="Records activities; scores, ranks and colours stations; the daily board and reports.",
     ))
+    base_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
+        async with base_lifespan(app_):
+            rt: Runtime = app_.state.rt
+            task = (asyncio.create_task(announce_loop(rt, settings.score_debounce_s), name="announce-scores")
+                    if settings.score_debounce_s > 0 else None)
+            try:
+                yield
+            finally:
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                for job in rt.state.get("report_jobs", {}).values():
+                    job["task"].cancel()
+
+    app.router.lifespan_context = lifespan
+    return app

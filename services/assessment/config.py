@@ -13,3 +13,6 @@ class AssessmentSettings(ServiceSettings):
 
     component: ClassVar[str] = "assessment"
     own_database_url: str | None = Field(None, validation_alias="JIAOZHI_ASSESSMENT_DATABASE_URL")
+    score_debounce_s: float = Field(
+        2.0, description="how often changed months are re-scored and `score.updated` announced (0: never by timer)")
+    report_jobs_kept: int = Field(50, description="finished report jobs kept in memory per replica")

@@ -1,17 +1,22 @@
-"""Assessment's tables (daily tallies per station, stations' modes) and API schemas."""
+"""Assessment's tables (records, daily measures, read copies, indicator versions, scores) and API schemas."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 from pydantic import Field as PField
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from shared.db import new_registry, timestamp_field
+from shared.events import ActivityKind, Mode
 from shared.outbox import Outbox, add_outbox_tables
 
 registry = new_registry()
 metadata = registry.metadata
+
+Colour = Literal["blue", "yellow", "red"]
 
 
 class Table(SQLModel, registry=registry):
@@ -40,8 +45,102 @@ class StationModeCopy(Table, table=True):
     updated_at: dt.datetime = timestamp_field()
 
 
+class UnitCopy(Table, table=True):
+    """A unit as dispatch announced it (read copy): the tree for scoping, population for rates."""
+
+    __tablename__ = "unit_copy"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    kind: str
+    parent_id: str | None = Field(None, index=True, max_length=64)
+    area_type: str | None = None
+    population: int | None = None
+    updated_at: dt.datetime = timestamp_field()
+
+
+class Activity(Table, table=True):
+    """An activity record (education, dissuasion, checks, violations…) as a platform sent it."""
+
+    __tablename__ = "activity"
+    id: str = Field(primary_key=True, max_length=64)
+    external_id: str = Field(unique=True, max_length=200)
+    kind: str = Field(max_length=40)
+    station_id: str = Field(index=True, max_length=64)
+    occurred_at: dt.datetime = timestamp_field()
+    day: dt.date = Field(index=True)
+    count: float = 1
+    value: float | None = None
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    recorded_by: str = Field(max_length=100)
+    created_at: dt.datetime = timestamp_field()
+
+
+class Measure(Table, table=True):
+    """One measured quantity of a station on a local day (`education`, `incident.accident`, …), summed."""
+
+    __tablename__ = "measure"
+    __table_args__ = (Index("ix_measure_day", "day", "measure"),)
+    station_id: str = Field(primary_key=True, max_length=64)
+    day: dt.date = Field(primary_key=True)
+    measure: str = Field(primary_key=True, max_length=80)
+    value: float = 0
+
+
+class TaskCopy(Table, table=True):
+    """A task order's life as dispatch announced it: for the board's due and overdue orders."""
+
+    __tablename__ = "task_copy"
+    id: str = Field(primary_key=True, max_length=64)
+    station_id: str | None = Field(None, index=True, max_length=64)
+    unit_id: str = Field(max_length=64)
+    model_id: str = Field(max_length=20)
+    category: str = Field(max_length=40)
+    status: str = Field(max_length=40)
+    deadline_at: dt.datetime | None = timestamp_field(nullable=True)
+    created_at: dt.datetime | None = timestamp_field(nullable=True)
+    closed_at: dt.datetime | None = timestamp_field(nullable=True)
+    overdue_at: dt.datetime | None = timestamp_field(nullable=True)
+    escalated_at: dt.datetime | None = timestamp_field(nullable=True)
+
+
+class IndicatorVersion(Table, table=True):
+    """A full indicator set (weights, targets, floors, colour thresholds) in force for a scope, versioned."""
+
+    __tablename__ = "indicator_version"
+    version: int = Field(primary_key=True)
+    period_from: str | None = Field(None, max_length=7, description="first month it applies to; None: all")
+    period_to: str | None = Field(None, max_length=7, description="last month it applies to; None: open")
+    mode: str | None = Field(None, max_length=10, description="the mode it applies to; None: every mode")
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    note: str = ""
+    created_by: str = Field(max_length=100)
+    created_at: dt.datetime = timestamp_field()
+
+
+class PublishedScore(Table, table=True):
+    """The last score announced per station and month, so `score.updated` goes out only on change."""
+
+    __tablename__ = "published_score"
+    station_id: str = Field(primary_key=True, max_length=64)
+    period: str = Field(primary_key=True, max_length=7)
+    mode: str | None = None
+    total: float | None = None
+    colour: str | None = None
+    computed_at: dt.datetime = timestamp_field()
+
+
+class DirtyPeriod(Table, table=True):
+    """A month whose records changed since its scores were last announced."""
+
+    __tablename__ = "dirty_period"
+    period: str = Field(primary_key=True, max_length=7)
+    marked_at: dt.datetime = timestamp_field()
+
+
 OUTBOX = Outbox(*add_outbox_tables(metadata), source="jiaozhi/assessment")
 
+
+# --- API schemas -------------------------------------------------------------------------------
 
 class TallyOut(BaseModel):
     """A station's counts over a period."""
@@ -57,3 +156,168 @@ class TallyOut(BaseModel):
 class TalliesOut(BaseModel):
     period: str = PField(description="YYYY-MM, local calendar month")
     stations: list[TallyOut]
+
+
+Detail = str | float | bool | None
+
+
+class ActivityIn(BaseModel):
+    """An activity record. `count`: people educated/dissuaded, checks made, hazards remediated, violations
+    recorded, post hours; details per kind: violation `{type}`, hazard_remediation `{found}`,
+    helmet_check `{wearing}`, map_colour `{colour}`."""
+
+    external_id: str = PField(min_length=1, max_length=200)
+    kind: ActivityKind
+    station_id: str = PField(min_length=1, max_length=64)
+    occurred_at: dt.datetime
+    count: float = PField(1, ge=0, le=1_000_000)
+    value: float | None = None
+    details: dict[str, Detail] = PField(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _kind_details(self) -> ActivityIn:
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at needs a UTC offset")
+        d = self.details
+        if self.kind == "violation" and d.get("type", "other") not in VIOLATION_TYPES:
+            raise ValueError(f"violation details.type must be one of {sorted(VIOLATION_TYPES)}")
+        if self.kind == "map_colour" and d.get("colour") not in ("green", "yellow", "red"):
+            raise ValueError("map_colour needs details.colour: green, yellow or red")
+        for key in ("found", "wearing"):
+            if key in d and (isinstance(d[key], bool) or not isinstance(d[key], int | float) or d[key] < 0):
+                raise ValueError(f"details.{key} must be a number ≥ 0")
+        if self.kind == "helmet_check" and isinstance(d.get("wearing"), int | float) and d["wearing"] > self.count:
+            raise ValueError("details.wearing cannot exceed count (riders checked)")
+        return self
+
+
+VIOLATION_TYPES = frozenset({"drunk_driving", "drugged_driving", "helmet", "overload", "speeding", "other"})
+
+
+class ActivityOut(BaseModel):
+    """An accepted activity record."""
+
+    id: str
+    external_id: str
+    kind: str
+    station_id: str
+    occurred_at: dt.datetime
+    day: dt.date = PField(description="local calendar day it counts on")
+    count: float
+    value: float | None
+    details: dict[str, Any]
+
+
+class BatchError(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class BatchItemResult(BaseModel):
+    """The outcome of one item of a batch: 201 created, 200 already there, 422 rejected."""
+
+    index: int
+    status: Literal[201, 200, 422]
+    id: str | None = None
+    station_id: str | None = None
+    errors: list[BatchError] | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchItemResult]
+    created: int
+    existing: int
+    rejected: int
+
+
+class IndicatorScoreOut(BaseModel):
+    """An indicator's measured value (None: no data), its points and its weight."""
+
+    value: float | None
+    score: float | None
+    weight: float
+    target: float
+    floor: float
+    unit: str
+
+
+class StationScoreOut(BaseModel):
+    """A station's score over a period."""
+
+    station_id: str
+    name: str | None = None
+    mode: Mode | None
+    total: float | None = PField(description="0-100; None when a whole part has no data")
+    outcome: float | None = PField(description="0-30 points")
+    process: float | None = PField(description="0-70 points")
+    complete: bool = PField(description="every indicator had data")
+    indicators: dict[str, IndicatorScoreOut]
+    rank_in_mode: int | None
+    colour: Colour | None
+    previous_total: float | None = None
+    trend: float | None = PField(None, description="total minus the previous period's total")
+    trend_direction: Literal["up", "down", "flat"] | None = None
+
+
+class ScoresOut(BaseModel):
+    period: str
+    start: dt.date
+    end: dt.date = PField(description="last day included")
+    indicator_versions: dict[str, int] = PField(description="mode → indicator-set version used (0: defaults)")
+    stations: list[StationScoreOut]
+
+
+class ThemeOut(BaseModel):
+    """One theme of the daily board for a station."""
+
+    theme: str
+    name: str
+    unit: str
+    target: float | None
+    actual: float | None
+    progress: float | None = PField(description="actual ÷ pro-rata target")
+    colour: Colour
+    overdue_tasks: list[str] = PField(default_factory=list, description="open task orders past deadline")
+
+
+class StationBoardOut(BaseModel):
+    station_id: str
+    name: str | None
+    mode: Mode | None
+    themes: list[ThemeOut]
+
+
+class BoardOut(BaseModel):
+    date: dt.date
+    elapsed: float = PField(description="share of the day gone (1 for past days): the pro-rata factor")
+    stations: list[StationBoardOut]
+
+
+class IndicatorPatch(BaseModel):
+    """Changes to one indicator; omitted fields stay as they were."""
+
+    weight: float | None = PField(None, ge=0, le=100)
+    target: float | None = None
+    floor: float | None = None
+
+
+class IndicatorChangeIn(BaseModel):
+    """A new version of the indicator set for a scope (months and mode)."""
+
+    period_from: str | None = PField(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    period_to: str | None = PField(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    mode: Mode | None = None
+    indicators: dict[str, IndicatorPatch] = PField(default_factory=dict)
+    thresholds: dict[str, float] | None = PField(None, description="{blue: min total, yellow: min total}")
+    note: str = ""
+
+
+class IndicatorVersionOut(BaseModel):
+    version: int
+    period_from: str | None
+    period_to: str | None
+    mode: str | None
+    note: str
+    created_by: str | None
+    created_at: dt.datetime | None
+    body: dict[str, Any]

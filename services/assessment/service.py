@@ -1,16 +1,42 @@
-"""Assessment use cases: count what events report, per station and local day; read the counts back."""
+"""Assessment use cases: tallies, station directory and scoping, indicator versions, scores, score announcements."""
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+import numpy as np
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assessment.models import StationDay, StationModeCopy, TallyOut
+from services.assessment import periods, scoring
+from services.assessment.catalogue import IndicatorSet, apply_change, default_set
+from services.assessment.models import (
+    DirtyPeriod,
+    IndicatorChangeIn,
+    IndicatorScoreOut,
+    IndicatorVersion,
+    IndicatorVersionOut,
+    Measure,
+    PublishedScore,
+    ScoresOut,
+    StationDay,
+    StationModeCopy,
+    StationScoreOut,
+    TallyOut,
+    UnitCopy,
+)
+from services.assessment.periods import Period
+from services.assessment.records import mark_dirty
+from shared.auth import Identity
 from shared.db import utcnow
-from shared.errors import Invalid
-from shared.events import IncidentReported, StationClassified, TaskChanged
+from shared.errors import Forbidden, Invalid, NotFound
+from shared.events import IncidentReported, ScoreUpdated, StationClassified, TaskChanged
+from shared.outbox import Outbox
+
+# --- the first slice's tallies (kept: GET /assessment/tallies) ---------------------------------
 
 
 async def _day_row(session: AsyncSession, station_id: str, day: dt.date) -> StationDay:
@@ -41,7 +67,7 @@ async def count_task(session: AsyncSession, *, fact: TaskChanged, tz: str) -> No
 
 
 async def remember_mode(session: AsyncSession, *, fact: StationClassified) -> None:
-    """Keep the station's mode in force."""
+    """Keep the station's mode in force; its current month is re-ranked."""
     row = await session.get(StationModeCopy, fact.station_id)
     row = row or StationModeCopy(station_id=fact.station_id, mode=fact.mode, updated_at=utcnow())
     row.mode, row.updated_at = fact.mode, utcnow()
@@ -50,12 +76,8 @@ async def remember_mode(session: AsyncSession, *, fact: StationClassified) -> No
 
 def month_bounds(period: str) -> tuple[dt.date, dt.date]:
     """First day of the month and first day of the next."""
-    try:
-        start = dt.date.fromisoformat(period + "-01")
-    except ValueError as exc:
-        raise Invalid("period must be YYYY-MM") from exc
-    end = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return start, end
+    p = periods.month(period)
+    return p.start, p.end + dt.timedelta(days=1)
 
 
 async def tallies(session: AsyncSession, *, period: str) -> list[TallyOut]:
@@ -71,3 +93,242 @@ async def tallies(session: AsyncSession, *, period: str) -> list[TallyOut]:
     )
     return [TallyOut(station_id=r[0], incidents=r[1], deaths=r[2], injuries=r[3], tasks_created=r[4], mode=r[5])
             for r in (await session.execute(stmt)).all()]
+
+
+# --- stations and who sees them ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StationInfo:
+    """What assessment knows of a station."""
+
+    id: str
+    name: str | None
+    mode: str | None
+    parent_id: str | None
+    population: int | None
+
+
+async def stations(session: AsyncSession) -> dict[str, StationInfo]:
+    """Every station known from units, modes or records, by id."""
+    units = {u.id: u for u in (await session.execute(select(UnitCopy))).scalars()}
+    modes = dict((await session.execute(select(StationModeCopy.station_id, StationModeCopy.mode))).all())
+    seen = set((await session.execute(select(Measure.station_id).distinct())).scalars())
+    ids = {u.id for u in units.values() if u.kind == "station"} | set(modes) | {s for s in seen if s not in units}
+    out = {}
+    for sid in sorted(ids):
+        u = units.get(sid)
+        out[sid] = StationInfo(sid, u.name if u else None, modes.get(sid), u.parent_id if u else None,
+                               u.population if u else None)
+    return out
+
+
+def visible(who: Identity, known: dict[str, StationInfo]) -> dict[str, StationInfo]:
+    """The stations in the caller's jurisdiction."""
+    if who.sees_whole_district:
+        return known
+    if who.role == "station":
+        return {k: v for k, v in known.items() if k == who.unit_id}
+    if who.role == "squadron":
+        return {k: v for k, v in known.items() if v.parent_id == who.unit_id}
+    raise Forbidden("scores, boards and reports are for officers and the command centre")
+
+
+# --- indicator versions --------------------------------------------------------------------------
+
+def _covers(v: IndicatorVersion, month: str, mode: str | None) -> bool:
+    return ((v.period_from is None or v.period_from <= month) and (v.period_to is None or month <= v.period_to)
+            and (v.mode is None or v.mode == mode))
+
+
+async def versions(session: AsyncSession) -> list[IndicatorVersion]:
+    """Every stored version, oldest first."""
+    return list((await session.execute(select(IndicatorVersion).order_by(IndicatorVersion.version))).scalars())
+
+
+def resolve(all_versions: list[IndicatorVersion], month: str, mode: str | None) -> tuple[int, IndicatorSet]:
+    """The set in force for a month and mode: the newest version whose scope covers both (0: the defaults)."""
+    for v in reversed(all_versions):
+        if _covers(v, month, mode):
+            return v.version, IndicatorSet.model_validate(v.body)
+    return 0, default_set()
+
+
+async def change_indicators(session: AsyncSession, *, change: IndicatorChangeIn, who: Identity) -> IndicatorVersion:
+    """Store a new version for the change's scope, built on what was in force there; its months become dirty."""
+    if who.role != "admin":
+        raise Forbidden("only an admin may change indicators")
+    if change.period_from and change.period_to and change.period_to < change.period_from:
+        raise Invalid("period_to is before period_from")
+    existing = await versions(session)
+    _, base = resolve(existing, change.period_from or "0000-00", change.mode)
+    new_set = apply_change(base, change)
+    number = (existing[-1].version if existing else 0) + 1
+    row = IndicatorVersion(version=number, period_from=change.period_from, period_to=change.period_to,
+                           mode=change.mode, body=new_set.model_dump(mode="json"), note=change.note,
+                           created_by=who.username, created_at=utcnow())
+    session.add(row)
+    touched = (await session.execute(select(func.min(Measure.day), func.max(Measure.day)))).one()
+    if touched[0] is not None:
+        first = max(touched[0], periods.month(change.period_from).start if change.period_from else touched[0])
+        last = min(touched[1], periods.month(change.period_to).end if change.period_to else touched[1])
+        day, dirty = first.replace(day=1), []
+        while day <= last:
+            dirty.append(day)
+            day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        await mark_dirty(session, dirty)
+    return row
+
+
+def version_out(v: IndicatorVersion | None, iset: IndicatorSet | None = None) -> IndicatorVersionOut:
+    """A version as the API shows it (None: the defaults, version 0)."""
+    if v is None:
+        return IndicatorVersionOut(version=0, period_from=None, period_to=None, mode=None, note="defaults",
+                                   created_by=None, created_at=None, body=(iset or default_set()).model_dump())
+    return IndicatorVersionOut(version=v.version, period_from=v.period_from, period_to=v.period_to, mode=v.mode,
+                               note=v.note, created_by=v.created_by, created_at=v.created_at, body=v.body)
+
+
+# --- scores ----------------------------------------------------------------------------------------
+
+async def load_period(session: AsyncSession, *, period: Period, station_ids: list[str], populations: list[float],
+                      sets: list[IndicatorSet]) -> scoring.PeriodData:
+    """Aggregate the daily measures of a period (and last year's, and census days) for the engine."""
+    index = {s: i for i, s in enumerate(station_ids)}
+    n = len(station_ids)
+    data = scoring.PeriodData(station_ids=station_ids, days=period.days, months=period.months,
+                              population=np.array([np.nan if p is None else p for p in populations], float))
+
+    async def sums(start: dt.date, end: dt.date) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        active = np.zeros(n, bool)
+        rows = await session.execute(
+            select(Measure.station_id, Measure.measure, func.sum(Measure.value))
+            .where(Measure.day >= start, Measure.day <= end).group_by(Measure.station_id, Measure.measure))
+        for sid, measure, total in rows.all():
+            if sid in index:
+                out.setdefault(measure, np.full(n, np.nan))[index[sid]] = total
+                active[index[sid]] = True
+        return out, active
+
+    data.sums, data.active = await sums(period.start, period.end)
+    if any(i.measurement.formula == "change_vs_last_year" for s in sets for i in s.indicators):
+        ly = period.last_year()
+        data.last_year, data.last_year_active = await sums(ly.start, ly.end)
+    groups = {tuple(i.measurement.numerator) for s in sets for i in s.indicators
+              if i.measurement.formula == "first_last_reduction"}
+    for group in groups:
+        per_day: dict[str, dict[dt.date, float]] = defaultdict(lambda: defaultdict(float))
+        rows = await session.execute(select(Measure.station_id, Measure.day, Measure.value).where(
+            Measure.day >= period.start, Measure.day <= period.end, Measure.measure.in_(group)))
+        for sid, day, value in rows.all():
+            per_day[sid][day] += value
+        first, last, count = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
+        for sid, days in per_day.items():
+            if sid in index:
+                ordered = sorted(days)
+                first[index[sid]], last[index[sid]] = days[ordered[0]], days[ordered[-1]]
+                count[index[sid]] = len(ordered)
+        data.first_last[group] = (first, last, count)
+    return data
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else round(float(x), 4)
+
+
+async def compute(session: AsyncSession, *, period: Period, known: dict[str, StationInfo],
+                  with_trend: bool = True) -> ScoresOut:
+    """Scores of every known station over a period, ranked within mode, coloured, with the trend."""
+    all_versions = await versions(session)
+    month = f"{period.start:%Y-%m}"
+    by_mode: dict[str | None, list[StationInfo]] = defaultdict(list)
+    for info in known.values():
+        by_mode[info.mode].append(info)
+    resolved = {mode: resolve(all_versions, month, mode) for mode in by_mode}
+    rows: list[StationScoreOut] = []
+    for mode, infos in by_mode.items():
+        version, iset = resolved[mode]
+        data = await load_period(session, period=period, station_ids=[i.id for i in infos],
+                                 populations=[i.population for i in infos], sets=[iset])
+        result = scoring.score(iset, data)
+        inds = iset.indicators
+        for k, info in enumerate(infos):
+            total = _num(result.total[k])
+            rows.append(StationScoreOut(
+                station_id=info.id, name=info.name, mode=info.mode, total=total, outcome=_num(result.outcome[k]),
+                process=_num(result.process[k]), complete=bool(result.complete[k]),
+                indicators={ind.id: IndicatorScoreOut(value=_num(result.values[k, j]), score=_num(result.points[k, j]),
+                                                      weight=ind.weight, target=ind.target, floor=ind.floor,
+                                                      unit=ind.unit)
+                            for j, ind in enumerate(inds)},
+                rank_in_mode=None, colour=scoring.colour(total, iset.thresholds)))
+    ranks = scoring.ranks_within([r.mode for r in rows], [r.total for r in rows])
+    for row, rank in zip(rows, ranks, strict=True):
+        row.rank_in_mode = rank
+    if with_trend:
+        before = await compute(session, period=period.previous(), known=known, with_trend=False)
+        previous = {r.station_id: r.total for r in before.stations}
+        for row in rows:
+            row.previous_total = previous.get(row.station_id)
+            if row.total is not None and row.previous_total is not None:
+                row.trend = round(row.total - row.previous_total, 4)
+                row.trend_direction = "up" if row.trend > 0.005 else "down" if row.trend < -0.005 else "flat"
+    rows.sort(key=lambda r: (r.mode or "~", r.rank_in_mode or 10**9, r.station_id))
+    return ScoresOut(period=period.label, start=period.start, end=period.end,
+                     indicator_versions={mode or "none": v for mode, (v, _) in resolved.items()}, stations=rows)
+
+
+async def scores(session: AsyncSession, *, period: Period, who: Identity, mode: str | None = None) -> ScoresOut:
+    """Scores over a period; ranks are within each mode across the district, rows limited to what the caller sees."""
+    known = await stations(session)
+    shown = visible(who, known)
+    out = await compute(session, period=period, known=known)
+    out.stations = [r for r in out.stations if r.station_id in shown and (mode is None or r.mode == mode)]
+    return out
+
+
+async def station_score(session: AsyncSession, *, station_id: str, period: Period, who: Identity) -> StationScoreOut:
+    """One station's score with indicator detail and trend; 404 outside the caller's jurisdiction."""
+    known = await stations(session)
+    if station_id not in visible(who, known):
+        raise NotFound(f"no station {station_id}")
+    out = await compute(session, period=period, known=known)
+    return next(r for r in out.stations if r.station_id == station_id)
+
+
+async def announce_dirty(session: AsyncSession, *, outbox: Outbox, limit: int = 24) -> int:
+    """Re-score months whose records changed; stage `score.updated` for each station whose total or colour moved.
+
+    Returns how many events were staged. Called on a debounce timer and by the recompute endpoint, so a burst
+    of records yields one announcement per station and month, not one per record.
+    """
+    dirty = list((await session.execute(select(DirtyPeriod.period).order_by(DirtyPeriod.period).limit(limit)))
+                 .scalars())
+    staged = 0
+    known = await stations(session) if dirty else {}
+    for label in dirty:
+        staged += await announce_period(session, outbox=outbox, period=periods.month(label), known=known)
+        await session.execute(delete(DirtyPeriod).where(DirtyPeriod.period == label))
+    return staged
+
+
+async def announce_period(session: AsyncSession, *, outbox: Outbox, period: Period,
+                          known: dict[str, StationInfo]) -> int:
+    """Re-score one month and announce the stations whose score changed since last announced."""
+    result = await compute(session, period=period, known=known, with_trend=False)
+    published = {p.station_id: p for p in (await session.execute(
+        select(PublishedScore).where(PublishedScore.period == period.label))).scalars()}
+    staged = 0
+    for row in result.stations:
+        last = published.get(row.station_id)
+        if last is None and row.total is None:
+            continue
+        if last is not None and (last.total, last.colour, last.mode) == (row.total, row.colour, row.mode):
+            continue
+        last = last or PublishedScore(station_id=row.station_id, period=period.label, computed_at=utcnow())
+        last.total, last.colour, last.mode, last.computed_at = row.total, row.colour, row.mode, utcnow()
+        session.add(last)
+        await outbox.stage(session, ScoreUpdated(station_id=row.station_id, period=period.label, mode=row.mode,
+                                                 total=row.total, colour=row.colour), subject=row.station_id)
+        staged += 1
+    return staged
