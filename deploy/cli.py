@@ -138,11 +138,26 @@ def makemigration(service: str, message: str) -> None:
 
 
 @cli.command()
-def demo(gateway: Annotated[str, typer.Option(help="gateway base URL")] = "http://127.0.0.1:8000") -> None:
-    """Load the demo district into a running system (idempotent)."""
+def demo(
+    gateway: Annotated[str, typer.Option(help="gateway base URL")] = "http://127.0.0.1:8000",
+    seed: Annotated[int, typer.Option(help="regenerate the district's records from this seed")] = 2021,
+    recent_days: Annotated[int, typer.Option(help="days of detail records posted through the API")] = 30,
+) -> None:
+    """Generate the calibrated demo district and load it into a running system (idempotent per seed and day)."""
     from deploy.demo import load_demo
 
-    load_demo(gateway, console=console)
+    load_demo(gateway, console=console, seed=seed, recent_days=recent_days)
+
+
+@cli.command("classify-forces")
+def classify_forces(
+    year: Annotated[int | None, typer.Option(help="one year (2010–2016); default: every year")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="folder with the UK police forces CSV files")] = None,
+) -> None:
+    """Classify the 39 English police forces per year (real data) and show year-to-year stability."""
+    from services.classification.uk_forces import main
+
+    main(year=year, data_dir=data_dir, console=console)
 
 
 if __name__ == "__main__":

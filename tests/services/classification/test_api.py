@@ -1,105 +1,19 @@
 """Classification's API with stations learned from real NATS events, on SQLite and PostgreSQL: features, runs, modes."""
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import httpx
-import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from services.classification.app import create_app
-from services.classification.config import ClassificationSettings
 from services.classification.models import OUTBOX, ClassificationRun, Station
-from shared.bus import Bus
-from shared.db import utcnow
-from shared.events import Envelope, StationClassified, UnitUpserted
-from shared.runtime import Runtime
-from tests.conftest import auth, serving
+from tests.services.classification.conftest import (
+    DEMO,
+    EXPECTED_MODES,
+    STATIONS,
+    Classification,
+    put_demo_features,
+)
 from tests.support import assert_problem, eventually
-
-DEMO = json.loads((Path(__file__).resolve().parents[3] / "deploy" / "demo_district.json").read_text())
-STATIONS = [u for u in DEMO["units"] if u["kind"] == "station"]
-EXPECTED_MODES = {"ps-chengxiang": "basic", "ps-beigan": "basic", "ps-yiqiao": "deep", "ps-heshang": "deep",
-                  "ps-xintang": "full", "ps-wenyan": "full"}
-
-
-@dataclass
-class Classification:
-    client: httpx.AsyncClient
-    settings: ClassificationSettings
-    rt: Runtime
-    bus: Bus
-
-    def as_(self, role: str, unit_id: str | None = None) -> dict[str, str]:
-        return auth(self.settings, role, unit_id=unit_id)
-
-    async def count(self, table: Any) -> int:
-        async with self.rt.sessions() as session:
-            return int((await session.execute(select(func.count()).select_from(table))).scalar_one())
-
-    async def classified_events(self) -> list[StationClassified]:
-        """Every StationClassified on the CLASSIFICATION stream so far."""
-        assert self.bus.js is not None
-        info = await self.bus.js.stream_info("CLASSIFICATION")
-        facts: list[StationClassified] = []
-        if info.state.messages == 0:
-            return facts
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            msg = await self.bus.js.get_msg("CLASSIFICATION", seq)
-            if msg.subject == StationClassified.subject:
-                facts.append(StationClassified.model_validate(Envelope.model_validate_json(msg.data).data))
-        return facts
-
-    async def relayed(self) -> bool:
-        async with self.rt.sessions() as session:
-            return await OUTBOX.pending_count(session) == 0
-
-
-async def announce_units(bus: Bus, units: list[dict[str, Any]]) -> None:
-    """Publish UnitUpserted events as dispatch's relay would."""
-    assert bus.js is not None
-    for unit in units:
-        fact = UnitUpserted(unit_id=unit["id"], name=unit["name"], kind=unit["kind"], parent_id=unit.get("parent_id"),
-                            area_type=unit.get("area_type"), population=unit.get("population"),
-                            area_km2=unit.get("area_km2"))
-        envelope = Envelope(source="jiaozhi/dispatch", type=fact.subject, subject=fact.unit_id, time=utcnow(),
-                            data=fact.model_dump(mode="json"))
-        await bus.js.publish(fact.subject, envelope.model_dump_json().encode(), headers={"Nats-Msg-Id": envelope.id})
-
-
-@pytest.fixture
-async def classification(database_url: str, nats_url: str, tmp_path: Path) -> AsyncIterator[Classification]:
-    settings = ClassificationSettings(database_url=database_url, nats_url=nats_url, data_dir=tmp_path,
-                                      outbox_poll_s=0.2)
-    bus = Bus(nats_url, name="test-dispatch")
-    await bus.connect(wait=5)
-    await bus.ensure_stream("dispatch")
-    await announce_units(bus, DEMO["units"])  # stations, squadrons and the brigade
-    app = create_app(settings)
-    try:
-        async with serving(app) as client:
-            c = Classification(client, settings, app.state.rt, bus)
-
-            async def stations_known() -> bool:
-                return await c.count(Station) == len(STATIONS)
-
-            await eventually(stations_known, what="the six stations to arrive from dispatch")
-            await bus.ensure_stream("classification")
-            yield c
-    finally:
-        await bus.close()
-
-
-async def put_demo_features(c: Classification) -> None:
-    for station_id, features in DEMO["features"].items():
-        response = await c.client.put(f"/api/v1/stations/{station_id}/features",
-                                      json={"period": DEMO["period"], "features": features}, headers=c.as_("admin"))
-        assert response.status_code == 204, response.text
 
 
 async def test_only_stations_are_remembered_from_unit_events(classification: Classification) -> None:

@@ -1,0 +1,124 @@
+"""Classification at national scale: 40,000 stations' features in → modes stored → events out, on SQLite.
+
+Baselines in the same run: scikit-learn KMeans alone on the same scaled matrix (k=3, the same n_init).
+Run: `.venv/bin/python -m bench.classification`.
+"""
+from __future__ import annotations
+
+import asyncio
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from rich.console import Console
+from sklearn.cluster import KMeans
+from sqlalchemy import func, select
+
+from deploy.natsd import free_port, start_nats
+from services.classification.app import create_app
+from services.classification.classifier import CANONICAL_FEATURES, classify, scale
+from services.classification.config import ClassificationSettings
+from services.classification.models import OUTBOX, Station, StationMode
+from shared.auth import Identity, issue_internal_token
+
+STATIONS = 40_000
+PROFILES = {  # rough per-type means of the ten canonical features (the demo district's scale)
+    "urban": [80, 45, 2.0, 35, 420, 8, 10, 2.6, 0.86, 8000],
+    "rural": [45, 52, 9.0, 8, 240, 10, 8, 0.9, 0.86, 12000],
+    "fringe": [95, 58, 3.0, 12, 300, 9, 45, 1.6, 0.86, 9500],
+}
+
+
+def national_features(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Synthetic features for n stations: three profiles with log-normal noise."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(list(PROFILES), size=n, p=[0.3, 0.5, 0.2])
+    means = np.array([PROFILES[k] for k in kinds], dtype=float)
+    noise = rng.lognormal(0, 0.3, size=means.shape)
+    values = means * noise
+    values[:, 8] = np.clip(rng.normal(0.86, 0.07, n), 0, 1)
+    return [f"st-{i:05d}" for i in range(n)], values
+
+
+def _csv(ids: list[str], values: np.ndarray) -> str:
+    lines = ["station_id,period," + ",".join(CANONICAL_FEATURES)]
+    lines += [f"{sid},2026," + ",".join(f"{v:.6g}" for v in row) for sid, row in zip(ids, values, strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def _end_to_end(ids: list[str], values: np.ndarray, tmp: Path) -> dict[str, Any]:
+    port = free_port()
+    nats = start_nats(tmp / "nats", port, log_file=tmp / "nats.log")
+    settings = ClassificationSettings(database_url=f"sqlite+aiosqlite:///{tmp / 'bench.db'}",
+                                      nats_url=f"nats://127.0.0.1:{port}", data_dir=tmp, outbox_poll_s=0.1,
+                                      log_level="WARNING")
+    app = create_app(settings)
+    headers = {"authorization": "Bearer " + issue_internal_token(settings, Identity(username="bench", role="admin"))}
+    try:
+        async with app.router.lifespan_context(app):
+            rt = app.state.rt
+            async with rt.transaction() as session:  # setup, not timed: the stations dispatch would announce
+                await session.execute(Station.__table__.insert(), [
+                    {"id": sid, "name": sid, "population": 50_000, "area_km2": 60.0} for sid in ids])
+            body = _csv(ids, values)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=120) as client:
+                t0 = time.perf_counter()
+                imported = await client.post("/api/v1/classification/features", content=body,
+                                             headers=headers | {"content-type": "text/csv"})
+                imported.raise_for_status()
+                t1 = time.perf_counter()
+                run = await client.post("/api/v1/classification/runs", json={"period": "2026"}, headers=headers)
+                run.raise_for_status()
+                t2 = time.perf_counter()
+                while True:
+                    async with rt.sessions() as session:
+                        if await OUTBOX.pending_count(session) == 0:
+                            break
+                    await asyncio.sleep(0.02)
+                t3 = time.perf_counter()
+            async with rt.sessions() as session:
+                moded = (await session.execute(select(func.count()).select_from(StationMode)
+                                               .where(StationMode.mode.is_not(None)))).scalar_one()
+            info = await rt.bus.js.stream_info("CLASSIFICATION")
+    finally:
+        nats.terminate()
+        nats.wait(timeout=10)
+    return {"features_in_s": round(t1 - t0, 3), "run_s": round(t2 - t1, 3), "events_out_s": round(t3 - t2, 3),
+            "end_to_end_s": round(t3 - t0, 3), "modes_stored": int(moded), "events_on_stream": info.state.messages,
+            "sizes": run.json()["sizes"]}
+
+
+def run(console: Console) -> dict[str, Any]:
+    """The benchmark; returns figures (JSON-able)."""
+    ids, values = national_features(STATIONS)
+    rows = [dict(zip(CANONICAL_FEATURES, map(float, row), strict=True)) for row in values]
+    t0 = time.perf_counter()
+    result = classify(ids, rows, n_init=10, seed=0)
+    clustering_s = time.perf_counter() - t0
+    x = scale(values, "log")
+    t0 = time.perf_counter()
+    KMeans(n_clusters=3, n_init=10, random_state=0).fit(x)
+    sklearn_s = time.perf_counter() - t0
+    console.print(f"classify() on {STATIONS:,} × 10: {clustering_s:.3f} s (sklearn KMeans alone {sklearn_s:.3f} s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        e2e = asyncio.run(_end_to_end(ids, values, Path(tmp)))
+    console.print(f"end to end (CSV in → run → events relayed): {e2e}")
+    out = {"stations": STATIONS, "classify_s": round(clustering_s, 3), "baseline_sklearn_kmeans_s": round(sklearn_s, 3),
+           "silhouette_sampled": result.silhouette, "end_to_end": e2e, "peak_rss_mb": round(_peak_rss_mb(), 1)}
+    console.print(f"peak RSS {out['peak_rss_mb']} MB")
+    return out
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(Console(stderr=True)), indent=1))
