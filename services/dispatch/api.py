@@ -2,20 +2,41 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from services.dispatch import service
+from services.dispatch import rates, routing, service, tasks
 from services.dispatch.areas import AreaIndex
-from services.dispatch.models import IncidentIn, IncidentOut, StationOut, TaskOut, UnitIn, UnitOut
-from shared.errors import Forbidden
+from services.dispatch.models import (
+    ArrivalIn,
+    ArrivalRatesOut,
+    BatchItemResult,
+    BatchOut,
+    BulkIn,
+    BulkOut,
+    IncidentIn,
+    IncidentOut,
+    ItemError,
+    StationOut,
+    TaskOut,
+    TransitionIn,
+    UnitIn,
+    UnitOut,
+)
+from services.dispatch.stream import frames
+from shared.auth import Identity
+from shared.errors import Conflict, Forbidden, Invalid
 from shared.pagination import Page
 from shared.runtime import CallerDep, Runtime, RuntimeDep
 
 router = APIRouter(prefix="/api/v1")
+BATCH_MAX = 1000
 
 
 async def area_index(rt: Runtime) -> AreaIndex:
@@ -28,14 +49,37 @@ async def area_index(rt: Runtime) -> AreaIndex:
     return cached[0]
 
 
+def _admin(who: Identity) -> None:
+    if who.role != "admin":
+        raise Forbidden("only an admin may change units or the routing table")
+
+
+# --- units ---------------------------------------------------------------------------------------
+
 @router.post("/units", response_model=list[UnitOut], tags=["units"])
 async def upsert_units(units: list[UnitIn] | UnitIn, rt: RuntimeDep, who: CallerDep) -> list[UnitOut]:
     """Create or update units, idempotent on id (admin)."""
-    if who.role != "admin":
-        raise Forbidden("only an admin may change units")
+    _admin(who)
     batch = units if isinstance(units, list) else [units]
     async with rt.transaction() as session:
         saved = await service.upsert_units(session, outbox=rt.outbox, units=batch)
+    rt.state.pop("areas", None)
+    return [UnitOut.model_validate(u) for u in saved]
+
+
+@router.post("/units:import", response_model=list[UnitOut], tags=["units"], openapi_extra={
+    "requestBody": {"content": {"application/geo+json": {"schema": {"type": "object"}},
+                                "application/json": {"schema": {"type": "object"}}}, "required": True}})
+async def import_units(request: Request, rt: RuntimeDep, who: CallerDep) -> list[UnitOut]:
+    """Create or update stations from a GeoJSON FeatureCollection of their areas (admin).
+
+    Each feature's `properties` carry `id`, `name`, `parent_id`, optionally `kind` (default station),
+    `area_type`, `population`, `area_km2`; its geometry is the area.
+    """
+    _admin(who)
+    units = service.units_from_geojson(_json_body(await request.body()))
+    async with rt.transaction() as session:
+        saved = await service.upsert_units(session, outbox=rt.outbox, units=units)
     rt.state.pop("areas", None)
     return [UnitOut.model_validate(u) for u in saved]
 
@@ -61,34 +105,115 @@ async def list_stations(rt: RuntimeDep, who: CallerDep) -> list[StationOut]:
         return [service.station_out(u) for u in await service.list_units(session, kind="station")]
 
 
+# --- incidents -----------------------------------------------------------------------------------
+
+def _may_report(who: Identity) -> None:
+    if who.role not in ("admin", "command", "platform"):
+        raise Forbidden("only platforms and the command centre report incidents")
+
+
 @router.post("/incidents", response_model=IncidentOut, status_code=201, tags=["incidents"],
              responses={200: {"model": IncidentOut, "description": "already received: the first result"}})
 async def report_incident(data: IncidentIn, rt: RuntimeDep, who: CallerDep, response: Response) -> IncidentOut:
     """Receive an incident (idempotent on external_id): place it, dispatch it, announce it."""
-    if who.role not in ("admin", "command", "platform"):
-        raise Forbidden("only platforms and the command centre report incidents")
-    areas = await area_index(rt)
-    try:
-        async with rt.transaction() as session:
-            incident, created = await service.report_incident(
-                session, outbox=rt.outbox, data=data, areas=areas, routing=rt.state["routing"],
-                identity_key=rt.settings.identity_hash_key.get_secret_value(), reporter=who.username)
-    except IntegrityError:  # a concurrent request with the same external_id won the race
-        async with rt.sessions() as session:
-            incident, created = await service.find_incident(session, external_id=data.external_id), False
+    _may_report(who)
+    [(incident, created)] = await _store(rt, who, [data])
     if not created:
         response.status_code = 200
     return service.incident_out(incident)
 
 
+async def _store(rt: Runtime, who: Identity, items: list[IncidentIn]) -> list[tuple[Any, bool]]:
+    """Store incidents in one transaction; if a concurrent request won a race on an external_id, one by one."""
+    areas = await area_index(rt)
+    kwargs = dict(outbox=rt.outbox, areas=areas, identity_key=rt.settings.identity_hash_key.get_secret_value(),
+                  reporter=who.username)
+    try:
+        async with rt.transaction() as session:
+            table = (await routing.in_force(rt.state, session, ttl_s=rt.settings.area_cache_s))[1]
+            return await service.report_incidents(session, items=items, routing=table, **kwargs)
+    except IntegrityError:
+        if len(items) > 1:
+            return [result for data in items for result in await _store(rt, who, [data])]
+        async with rt.sessions() as session:
+            return [(await service.find_incident(session, external_id=items[0].external_id), False)]
+
+
+def _json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid(f"the body is not valid JSON: {exc}") from exc
+
+
+def _batch_items(raw: bytes, content_type: str) -> list[Any]:
+    """The raw items of a batch: a JSON array, or NDJSON (one object per line); a bad line is its own item."""
+    if content_type.split(";")[0].strip().lower() in ("application/x-ndjson", "application/ndjson"):
+        items: list[Any] = []
+        for line in raw.splitlines():
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except (ValueError, UnicodeDecodeError) as exc:
+                items.append(ItemError(loc=[], msg=f"not a JSON line: {exc}"))
+        return items
+    body = _json_body(raw)
+    if not isinstance(body, list):
+        raise Invalid("a batch is a JSON array of incidents (or NDJSON with content-type application/x-ndjson)")
+    return body
+
+
+@router.post("/incidents:batch", response_model=BatchOut, tags=["incidents"], openapi_extra={
+    "requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"type": "array", "maxItems": BATCH_MAX,
+                                        "items": {"$ref": "#/components/schemas/IncidentIn"}}},
+        "application/x-ndjson": {"schema": {"type": "string", "description": "one incident object per line"}}}}})
+async def report_incident_batch(request: Request, rt: RuntimeDep, who: CallerDep) -> BatchOut:
+    """Receive up to 1000 incidents (back-fills); per-item results in request order, idempotent on external_id.
+
+    Each item is checked on its own: a bad item is rejected (422 with its errors) and the rest go in.
+    """
+    _may_report(who)
+    raw_items = _batch_items(await request.body(), request.headers.get("content-type", "application/json"))
+    if len(raw_items) > BATCH_MAX:
+        raise Invalid(f"a batch holds at most {BATCH_MAX} incidents; this one has {len(raw_items)}")
+    results: list[BatchItemResult | None] = [None] * len(raw_items)
+    valid: list[tuple[int, IncidentIn]] = []
+    for index, item in enumerate(raw_items):
+        if isinstance(item, ItemError):
+            results[index] = BatchItemResult(index=index, status=422, errors=[item])
+            continue
+        try:
+            valid.append((index, IncidentIn.model_validate(item)))
+        except ValidationError as exc:
+            results[index] = BatchItemResult(index=index, status=422, errors=[
+                ItemError(loc=[str(p) if not isinstance(p, int) else p for p in e["loc"]], msg=e["msg"])
+                for e in exc.errors()])
+    chunk = rt.settings.batch_chunk
+    for start in range(0, len(valid), chunk):
+        part = valid[start:start + chunk]
+        stored = await _store(rt, who, [data for _, data in part])
+        for (index, _), (incident, created) in zip(part, stored, strict=True):
+            results[index] = BatchItemResult(index=index, status=201 if created else 200, id=incident.id,
+                                             station_id=incident.station_id)
+    done = [r for r in results if r is not None]
+    return BatchOut(results=done, created=sum(r.status == 201 for r in done),
+                    existing=sum(r.status == 200 for r in done), rejected=sum(r.status == 422 for r in done))
+
+
 @router.get("/incidents", response_model=Page[IncidentOut], tags=["incidents"])
 async def list_incidents(rt: RuntimeDep, who: CallerDep, station_id: str | None = None,
                          since: dt.datetime | None = None, until: dt.datetime | None = None,
+                         outside_area: Annotated[bool | None, Query(
+                             description="true: only incidents outside every station area (for the command centre)")
+                         ] = None,
                          limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None) -> Page:
     """Incidents in the caller's jurisdiction, newest first."""
     async with rt.sessions() as session:
         rows, next_cursor = await service.list_incidents(session, viewer=who, station_id=station_id, since=since,
-                                                         until=until, limit=limit, cursor=cursor)
+                                                         until=until, limit=limit, cursor=cursor,
+                                                         outside_area=outside_area)
     return Page(items=[service.incident_out(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -99,20 +224,121 @@ async def get_incident(incident_id: str, rt: RuntimeDep, who: CallerDep) -> Inci
         return service.incident_out(await service.get_incident(session, viewer=who, incident_id=incident_id))
 
 
+@router.post("/incidents/{incident_id}/arrival", response_model=IncidentOut, tags=["incidents"])
+async def report_arrival(incident_id: str, data: ArrivalIn, rt: RuntimeDep, who: CallerDep) -> IncidentOut:
+    """The handling unit (or a unit above it) reports arrival; the same time again is a no-op, another a 409."""
+    async with rt.transaction() as session:
+        incident, _ = await service.report_arrival(session, outbox=rt.outbox, viewer=who, incident_id=incident_id,
+                                                   arrived_at=data.arrived_at)
+    return service.incident_out(incident)
+
+
+@router.get("/arrival-rates", response_model=ArrivalRatesOut, tags=["incidents"])
+async def arrival_rates(rt: RuntimeDep, who: CallerDep,
+                        group_by: rates.GroupBy = "district", since: dt.datetime | None = None,
+                        until: dt.datetime | None = None) -> ArrivalRatesOut:
+    """The 5-minute arrival rate per unit, station, mode or district, for incidents that occurred in [since, until)."""
+    async with rt.sessions() as session:
+        return await rates.arrival_rates(session, viewer=who, group_by=group_by, since=since, until=until)
+
+
+# --- routing table -------------------------------------------------------------------------------
+
+def _routing_out(row: Any) -> dict[str, Any]:
+    return {**row.body, "version": row.version, "created_by": row.created_by, "created_at": row.created_at}
+
+
+@router.get("/routing-table", tags=["tasks"])
+async def get_routing_table(rt: RuntimeDep, who: CallerDep, version: int | None = None) -> dict[str, Any]:
+    """The routing table in force (or an older version): category × mode → receiving unit."""
+    if who.role == "platform":
+        raise Forbidden("platforms do not read the routing table")
+    async with rt.sessions() as session:
+        row = await (routing.get_version(session, version=version) if version else routing.newest(session))
+    return _routing_out(row)
+
+
+@router.put("/routing-table", tags=["tasks"])
+async def put_routing_table(request: Request, rt: RuntimeDep, who: CallerDep) -> dict[str, Any]:
+    """Store an edited routing table as the next version (admin); new orders follow it, open ones stay."""
+    _admin(who)
+    body = _json_body(await request.body())
+    if not isinstance(body, dict):
+        raise Invalid("the routing table is a JSON object")
+    body.pop("created_by", None)
+    body.pop("created_at", None)
+    try:
+        async with rt.transaction() as session:
+            row = await routing.save(session, data=body, by=who.username)
+    except IntegrityError as exc:
+        raise Conflict("another edit of the routing table was stored meanwhile; reload and edit the newest") from exc
+    rt.state.pop("routing", None)
+    return _routing_out(row)
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
 @router.get("/tasks", response_model=Page[TaskOut], tags=["tasks"])
 async def list_tasks(rt: RuntimeDep, who: CallerDep, status: str | None = None, category: str | None = None,
                      unit_id: str | None = None, incident_id: str | None = None, overdue: bool | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None) -> Page:
     """Task orders in the caller's jurisdiction, newest first."""
     async with rt.sessions() as session:
-        rows, next_cursor = await service.list_tasks(
+        rows, next_cursor = await tasks.list_tasks(
             session, viewer=who, status=status, category=category, unit_id=unit_id, incident_id=incident_id,
             overdue=overdue, limit=limit, cursor=cursor)
-    return Page(items=[service.task_out(r) for r in rows], next_cursor=next_cursor)
+    return Page(items=[tasks.task_out(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/tasks/stream", tags=["tasks"], response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "events task.changed, task.overdue, task.escalated; heartbeat comments"}})
+async def stream_tasks(rt: RuntimeDep, who: CallerDep) -> StreamingResponse:
+    """Server-sent events of the caller's new and changed task orders (scoped like GET /tasks)."""
+    visible = await _visible_to(rt, who)
+    feed = rt.state["feed"]
+
+    async def body():  # noqa: ANN202 - an async generator of SSE frames
+        with feed.listen() as queue:
+            async for frame in frames(queue, visible, heartbeat_s=rt.settings.sse_heartbeat_s):
+                yield frame
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+
+async def _visible_to(rt: Runtime, who: Identity) -> Any:
+    """A predicate on task event payloads: whether the caller's jurisdiction holds the order."""
+    if who.sees_whole_district:
+        return lambda data: True
+    if who.role == "station":
+        return lambda data: who.unit_id in (data.get("unit_id"), data.get("supervisor_id"))
+    if who.role == "squadron":
+        async with rt.sessions() as session:
+            units = {who.unit_id, *await service.zone_station_ids(session, who.unit_id or "")}
+        return lambda data: data.get("unit_id") in units or data.get("supervisor_id") == who.unit_id
+    raise Forbidden("this role may not follow task orders")
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, tags=["tasks"])
 async def get_task(task_id: str, rt: RuntimeDep, who: CallerDep) -> TaskOut:
     """One task order with its history and routing reason."""
     async with rt.sessions() as session:
-        return await service.get_task(session, viewer=who, task_id=task_id)
+        return await tasks.get_task(session, viewer=who, task_id=task_id)
+
+
+@router.post("/tasks/{task_id}/transitions", response_model=TaskOut, tags=["tasks"],
+             responses={409: {"description": "the action is not allowed from the current status"}})
+async def transition_task(task_id: str, data: TransitionIn, rt: RuntimeDep, who: CallerDep) -> TaskOut:
+    """One step of the loop: accept, start, complete_milestone, submit, verify, return or reassign."""
+    async with rt.transaction() as session:
+        await tasks.transition(session, outbox=rt.outbox, viewer=who, task_id=task_id, data=data)
+    async with rt.sessions() as session:
+        return await tasks.get_task(session, viewer=who, task_id=task_id)
+
+
+@router.post("/tasks:bulk", response_model=BulkOut, tags=["tasks"])
+async def bulk_tasks(data: BulkIn, rt: RuntimeDep, who: CallerDep) -> BulkOut:
+    """Reassign or extend many task orders at once (command staff); per-task results."""
+    async with rt.transaction() as session:
+        return await tasks.bulk(session, outbox=rt.outbox, viewer=who, data=data)

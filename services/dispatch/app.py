@@ -1,28 +1,56 @@
-"""Dispatch: units and areas, incident reception and dispatch, task-order routing."""
+"""Dispatch: units and areas, incident reception and dispatch, task-order routing and the loop."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.dispatch import routing, scheduler
 from services.dispatch.api import router
 from services.dispatch.config import DispatchSettings
 from services.dispatch.handlers import subscriptions
 from services.dispatch.models import OUTBOX, metadata
 from services.dispatch.routing import RoutingTable
+from services.dispatch.stream import TaskFeed
 from shared.runtime import Runtime, ServiceSpec, build_service_app
 
 
 def create_app(settings: DispatchSettings | None = None) -> FastAPI:
     """The dispatch service app, built from the given settings (or the environment)."""
     settings = settings or DispatchSettings()
-    routing = RoutingTable.load(settings.routing_table)
+    shipped = RoutingTable.load(settings.routing_table)
 
     async def on_start(rt: Runtime) -> None:
-        rt.state["routing"] = routing
+        async with rt.transaction() as session:
+            await routing.seed(session, table=shipped, source=f"file:{settings.routing_table.name}")
+        rt.state["feed"] = TaskFeed()
 
-    return build_service_app(settings, ServiceSpec(
+    app = build_service_app(settings, ServiceSpec(
         name="dispatch", metadata=metadata, outbox=OUTBOX, migrations=Path(__file__).parent / "migrations",
         routers=[router], subscriptions=subscriptions, on_start=on_start,
         description="Units and areas, incident dispatch with arrival times, task-order routing and lifecycle.",
     ))
+    runtime_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """The shared runtime, plus this service's own loops: the deadline scheduler and the task feed."""
+        async with runtime_lifespan(app):
+            rt: Runtime = app.state.rt
+            loops = [
+                asyncio.create_task(scheduler.run(rt, interval_s=settings.scheduler_interval_s,
+                                                  grace_s=settings.escalation_grace_s), name="deadline-scheduler"),
+                asyncio.create_task(rt.state["feed"].run(rt.bus), name="task-feed"),
+            ]
+            try:
+                yield
+            finally:
+                for loop in loops:
+                    loop.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
+
+    app.router.lifespan_context = lifespan
+    return app

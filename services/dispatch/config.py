@@ -18,3 +18,8 @@ class DispatchSettings(ServiceSettings):
     own_database_url: str | None = Field(None, validation_alias="JIAOZHI_DISPATCH_DATABASE_URL")
     routing_table: Path = Field(HERE / "routing.json", validation_alias="JIAOZHI_DISPATCH_ROUTING_TABLE")
     area_cache_s: float = Field(5.0, description="how long a replica trusts its in-memory area index")
+    scheduler_interval_s: float = Field(5.0, description="how often each replica checks deadlines")
+    escalation_grace_s: float = Field(
+        3600.0, description="how long an order stays overdue before it is escalated to the unit's supervisor")
+    sse_heartbeat_s: float = Field(15.0, description="a comment line on a quiet task stream this often")
+    batch_chunk: int = Field(200, ge=1, description="incidents of a batch stored per transaction")

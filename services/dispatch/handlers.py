@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch import service
+from services.dispatch import routing, service, tasks
 from shared.bus import Subscription
 from shared.events import Envelope, StationClassified, TaskOrderGenerated
 from shared.runtime import Runtime
@@ -13,7 +13,8 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
     """Task orders from tracing; station modes from classification."""
 
     async def on_task_generated(session: AsyncSession, fact: TaskOrderGenerated, _: Envelope) -> None:
-        await service.receive_task_order(session, outbox=rt.outbox, fact=fact, routing=rt.state["routing"])
+        version, table = await routing.in_force(rt.state, session, ttl_s=rt.settings.area_cache_s)
+        await tasks.receive_task_order(session, outbox=rt.outbox, fact=fact, routing=table, routing_version=version)
 
     async def on_station_classified(session: AsyncSession, fact: StationClassified, _: Envelope) -> None:
         await service.apply_classification(session, fact=fact)

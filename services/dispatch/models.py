@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PField
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -44,16 +45,19 @@ class Incident(Table, table=True):
     id: str = Field(primary_key=True, max_length=64)
     external_id: str = Field(unique=True, max_length=200)
     kind: str
-    occurred_at: dt.datetime = timestamp_field(nullable=False)
+    occurred_at: dt.datetime = timestamp_field(nullable=False, index=True)
     reported_at: dt.datetime = timestamp_field(nullable=False)
     lat: float
     lon: float
     station_id: str | None = Field(default=None, index=True)
     outside_area: bool = False
     handling_unit_id: str | None = Field(default=None, index=True)
+    mode: str | None = None  # the station's mode when the incident was dispatched
     dispatch_reason: str = ""
     dispatched_at: dt.datetime | None = timestamp_field(nullable=True)
     arrived_at: dt.datetime | None = timestamp_field(nullable=True)
+    response_s: float | None = None  # arrived_at - dispatched_at, in seconds
+    arrived_by: str | None = None
     reported_by: str = ""
     details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: dt.datetime = timestamp_field(nullable=False, index=True)
@@ -73,7 +77,12 @@ class TaskOrder(Table, table=True):
     station_id: str | None = Field(default=None, index=True)
     unit_id: str = Field(index=True)
     status: str = Field(index=True)
-    deadline_at: dt.datetime = timestamp_field(nullable=False)
+    version: int = 1  # bumped by every change; writes are conditional on it (no lost updates across replicas)
+    deadline_at: dt.datetime = timestamp_field(nullable=False, index=True)
+    next_milestone_due_at: dt.datetime | None = timestamp_field(nullable=True, index=True)
+    overdue_at: dt.datetime | None = timestamp_field(nullable=True)
+    escalated_at: dt.datetime | None = timestamp_field(nullable=True)
+    escalated_to: str | None = Field(default=None, index=True)
     key_points: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     milestones: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     measures: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -96,6 +105,18 @@ class TaskHistory(Table, table=True):
     by: str
     at: dt.datetime = timestamp_field(nullable=False)
     note: str = ""
+    milestone: str | None = None
+    evidence: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class RoutingVersion(Table, table=True):
+    """One version of the routing table (the newest is in force); the shipped file seeds version 1."""
+
+    __tablename__ = "routing_version"
+    version: int = Field(primary_key=True)
+    body: dict = Field(sa_column=Column(JSON, nullable=False))
+    created_by: str
+    created_at: dt.datetime = timestamp_field(nullable=False)
 
 
 OUTBOX = Outbox(*add_outbox_tables(metadata), source="jiaozhi/dispatch")
@@ -191,13 +212,26 @@ class IncidentIn(BaseModel):
     lighting: str | None = PField(None, pattern="^(daylight|lit|unlit)$")
     junction: str | None = PField(None, pattern="^(none|signalled|unsignalled)$")
     school_zone: bool = False
+    dispatched_at: dt.datetime | None = PField(
+        None, description="back-fills only: when the incident was dispatched; live incidents are dispatched now")
+    arrived_at: dt.datetime | None = PField(
+        None, description="back-fills only: when the handling unit arrived (needs dispatched_at)")
 
-    @field_validator("occurred_at", "reported_at")
+    @field_validator("occurred_at", "reported_at", "dispatched_at", "arrived_at")
     @classmethod
     def _with_offset(cls, value: dt.datetime | None) -> dt.datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("timestamps need an offset, e.g. 2024-05-01T08:30:00+08:00")
         return value
+
+    @model_validator(mode="after")
+    def _arrival_after_dispatch(self) -> IncidentIn:
+        if self.arrived_at is not None:
+            if self.dispatched_at is None:
+                raise ValueError("arrived_at needs dispatched_at (back-fills give both)")
+            if self.arrived_at < self.dispatched_at:
+                raise ValueError("arrived_at is before dispatched_at")
+        return self
 
 
 class IncidentOut(BaseModel):
@@ -212,20 +246,27 @@ class IncidentOut(BaseModel):
     station_id: str | None
     outside_area: bool
     handling_unit_id: str | None
+    mode: Mode | None = PField(None, description="the station's mode when the incident was dispatched")
     dispatch_reason: str
     dispatched_at: dt.datetime | None
     arrived_at: dt.datetime | None
+    response_s: float | None = PField(None, description="seconds from dispatch to arrival")
+    within_5_min: bool | None = PField(None, description="arrived within 300 s of dispatch (None: not yet)")
     severity: Severity
     parties: list[dict]
 
 
 class HistoryOut(BaseModel):
+    """One step of a task order's life."""
+
     action: str
     from_status: str | None
     to_status: str
     by: str
     at: dt.datetime
     note: str
+    milestone: str | None = None
+    evidence: list[str] = []
 
 
 class TaskOut(BaseModel):
@@ -246,4 +287,135 @@ class TaskOut(BaseModel):
     measures: list[str]
     routing_reason: str
     created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int = PField(description="bumped by every change")
+    overdue: bool = PField(False, description="the deadline passed before the order was submitted")
+    overdue_at: dt.datetime | None = None
+    escalated_at: dt.datetime | None = None
+    escalated_to: str | None = PField(None, description="the supervising unit the overdue order was escalated to")
     history: list[HistoryOut] = []
+
+
+# --- batches, arrivals, rates ------------------------------------------------------------------
+
+class ItemError(BaseModel):
+    """What is wrong with one item of a batch."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class BatchItemResult(BaseModel):
+    """The outcome of one item of a batch, by its position in the request."""
+
+    index: int
+    status: Literal[200, 201, 422] = PField(description="201 created, 200 already received, 422 rejected")
+    id: str | None = None
+    station_id: str | None = None
+    errors: list[ItemError] | None = None
+
+
+class BatchOut(BaseModel):
+    """Per-item results of a batch and the counts."""
+
+    results: list[BatchItemResult]
+    created: int
+    existing: int
+    rejected: int
+
+
+class ArrivalIn(BaseModel):
+    """The handling unit's arrival at the scene."""
+
+    arrived_at: dt.datetime
+
+    @field_validator("arrived_at")
+    @classmethod
+    def _with_offset(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamps need an offset, e.g. 2024-05-01T08:35:00+08:00")
+        return value
+
+
+class ArrivalRateGroup(BaseModel):
+    """Arrival figures of one group (a unit, station, mode or the district)."""
+
+    key: str = PField(description="unit or station id, mode (`unknown` when none), or `district`")
+    dispatched: int = PField(description="incidents dispatched to a unit")
+    arrived: int = PField(description="of which arrival was reported")
+    within_5_min: int = PField(description="of which the unit arrived within 300 s of dispatch")
+    rate: float | None = PField(description="within_5_min / dispatched (None when nothing was dispatched)")
+    mean_response_s: float | None = None
+
+
+class ArrivalRatesOut(BaseModel):
+    """The 5-minute arrival rate, grouped, for incidents that occurred in [since, until)."""
+
+    group_by: str
+    since: dt.datetime | None
+    until: dt.datetime | None
+    threshold_s: int = 300
+    groups: list[ArrivalRateGroup]
+
+
+# --- task actions -------------------------------------------------------------------------------
+
+Action = Literal["accept", "start", "complete_milestone", "submit", "verify", "return", "reassign"]
+
+
+class TransitionIn(BaseModel):
+    """One step of a task order's loop."""
+
+    action: Action
+    note: str = PField("", max_length=2000, description="why; required for return and reassign")
+    milestone: str | None = PField(None, max_length=200, description="complete_milestone: which one")
+    unit_id: str | None = PField(None, max_length=64, description="reassign: the receiving unit")
+    evidence: list[str] = PField([], max_length=20, description="references to photos, documents")
+
+    @field_validator("evidence")
+    @classmethod
+    def _short_refs(cls, value: list[str]) -> list[str]:
+        if any(not 0 < len(ref) <= 500 for ref in value):
+            raise ValueError("each evidence reference is 1 to 500 characters")
+        return value
+
+
+class BulkIn(BaseModel):
+    """Reassign or extend many task orders at once (command staff)."""
+
+    action: Literal["reassign", "extend"]
+    task_ids: list[str] = PField(min_length=1, max_length=500)
+    unit_id: str | None = PField(None, max_length=64, description="reassign: the receiving unit")
+    deadline_at: dt.datetime | None = PField(None, description="extend: the new deadline")
+    extend_by: dt.timedelta | None = PField(None, description="extend: added to each deadline (seconds or ISO 8601)")
+    note: str = PField(min_length=1, max_length=2000, description="why")
+
+    @model_validator(mode="after")
+    def _complete(self) -> BulkIn:
+        if self.action == "reassign" and not self.unit_id:
+            raise ValueError("reassign needs unit_id")
+        if self.action == "extend":
+            if (self.deadline_at is None) == (self.extend_by is None):
+                raise ValueError("extend needs exactly one of deadline_at and extend_by")
+            if self.deadline_at is not None and self.deadline_at.tzinfo is None:
+                raise ValueError("deadline_at needs an offset")
+            if self.extend_by is not None and self.extend_by.total_seconds() <= 0:
+                raise ValueError("extend_by must be positive")
+        return self
+
+
+class BulkItemResult(BaseModel):
+    """The outcome of a bulk action on one task order."""
+
+    task_id: str
+    status: int = PField(description="200 done, 404 not in your jurisdiction, 409 not allowed now, 422 invalid")
+    detail: str | None = None
+    task_status: str | None = None
+
+
+class BulkOut(BaseModel):
+    """Per-task results of a bulk action."""
+
+    results: list[BulkItemResult]
+    succeeded: int
+    failed: int

@@ -1,11 +1,12 @@
-"""Dispatch use cases: units and areas, incident reception and dispatch, task-order routing."""
+"""Dispatch use cases: units and areas, incident reception, dispatch and arrival."""
 from __future__ import annotations
 
 import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from pydantic import ValidationError
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.areas import AreaIndex, parse_area
@@ -14,29 +15,28 @@ from services.dispatch.models import (
     IncidentIn,
     IncidentOut,
     StationOut,
-    TaskHistory,
-    TaskOrder,
-    TaskOut,
     Unit,
     UnitIn,
 )
 from services.dispatch.routing import RoutingTable
 from shared.auth import Identity
 from shared.db import utcnow
-from shared.errors import Forbidden, Invalid, NotFound
+from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.events import (
+    IncidentArrived,
+    IncidentDispatched,
     IncidentReported,
     PartyFacts,
     PersonFacts,
     StationClassified,
-    TaskChanged,
-    TaskOrderGenerated,
     UnitUpserted,
     VehicleFacts,
 )
 from shared.outbox import Outbox
 from shared.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from shared.privacy import hash_identity, mask_identity
+
+ARRIVAL_THRESHOLD_S = 300  # the 5-minute arrival rate counts arrivals at most this long after dispatch
 
 # --- units -------------------------------------------------------------------------------------
 
@@ -63,6 +63,26 @@ async def upsert_units(session: AsyncSession, *, outbox: Outbox, units: list[Uni
             unit_id=unit.id, name=unit.name, kind=data.kind, parent_id=unit.parent_id, area_type=data.area_type,
             population=unit.population, area_km2=unit.area_km2), subject=unit.id)
     return saved
+
+
+def units_from_geojson(collection: Any) -> list[UnitIn]:
+    """Units from a GeoJSON FeatureCollection: properties give id, name, parent_id…, the geometry the area."""
+    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection" \
+            or not isinstance(collection.get("features"), list) or not collection["features"]:
+        raise Invalid("expected a GeoJSON FeatureCollection with at least one feature")
+    units, errors = [], []
+    for index, feature in enumerate(collection["features"]):
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        if not isinstance(props, dict):
+            errors.append({"loc": ["features", index, "properties"], "msg": "a feature needs properties"})
+            continue
+        try:
+            units.append(UnitIn.model_validate({"kind": "station", **props, "area": feature.get("geometry")}))
+        except ValidationError as exc:
+            errors += [{"loc": ["features", index, "properties", *e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+    if errors:
+        raise Invalid("some features are not valid units", errors=errors)
+    return units
 
 
 async def list_units(session: AsyncSession, *, kind: str | None = None) -> list[Unit]:
@@ -104,11 +124,12 @@ async def apply_classification(session: AsyncSession, *, fact: StationClassified
     session.add(unit)
 
 
-async def _unit_of_kind(session: AsyncSession, kind: str) -> Unit | None:
+async def unit_of_kind(session: AsyncSession, kind: str) -> Unit | None:
+    """The first unit of a kind (by id), e.g. the case squadron."""
     return (await session.execute(select(Unit).where(Unit.kind == kind).order_by(Unit.id).limit(1))).scalar()
 
 
-async def _resolve_target(session: AsyncSession, station: Unit, target: str) -> tuple[str, str]:
+async def resolve_target(session: AsyncSession, station: Unit, target: str) -> tuple[str, str]:
     """Turn a target kind into a unit id near the station, with a note when it had to fall back."""
     if target == "station":
         return station.id, ""
@@ -117,7 +138,7 @@ async def _resolve_target(session: AsyncSession, station: Unit, target: str) -> 
         if parent is not None and parent.kind == "squadron":
             return parent.id, ""
         return station.id, f"; station {station.id} has no traffic squadron, kept at the station"
-    unit = await _unit_of_kind(session, target)
+    unit = await unit_of_kind(session, target)
     if unit is not None:
         return unit.id, ""
     return station.id, f"; no {target} exists, kept at the station"
@@ -140,12 +161,38 @@ async def find_incident(session: AsyncSession, *, external_id: str) -> Incident 
     return (await session.execute(select(Incident).where(Incident.external_id == external_id))).scalar()
 
 
+async def report_incidents(session: AsyncSession, *, outbox: Outbox, items: list[IncidentIn], areas: AreaIndex,
+                           routing: RoutingTable, identity_key: str,
+                           reporter: str) -> list[tuple[Incident, bool]]:
+    """Receive incidents (idempotent on external_id, also within the list): place, dispatch, announce each.
+
+    Returns (incident, created) per item, in order. One query finds those already received.
+    """
+    wanted = {data.external_id for data in items}
+    known = {i.external_id: i for i in (await session.execute(
+        select(Incident).where(Incident.external_id.in_(wanted)))).scalars()}
+    results = []
+    for data in items:
+        if data.external_id in known:
+            results.append((known[data.external_id], False))
+            continue
+        incident = await _receive(session, outbox=outbox, data=data, areas=areas, routing=routing,
+                                  identity_key=identity_key, reporter=reporter)
+        known[data.external_id] = incident
+        results.append((incident, True))
+    return results
+
+
 async def report_incident(session: AsyncSession, *, outbox: Outbox, data: IncidentIn, areas: AreaIndex,
                           routing: RoutingTable, identity_key: str, reporter: str) -> tuple[Incident, bool]:
-    """Receive an incident: place it, dispatch it, announce it. Returns (incident, created)."""
-    existing = await find_incident(session, external_id=data.external_id)
-    if existing is not None:
-        return existing, False
+    """Receive one incident: place it, dispatch it, announce it. Returns (incident, created)."""
+    [result] = await report_incidents(session, outbox=outbox, items=[data], areas=areas, routing=routing,
+                                      identity_key=identity_key, reporter=reporter)
+    return result
+
+
+async def _receive(session: AsyncSession, *, outbox: Outbox, data: IncidentIn, areas: AreaIndex,
+                   routing: RoutingTable, identity_key: str, reporter: str) -> Incident:
     now = utcnow()
     parties = [_party_facts(p, identity_key) for p in data.parties]
     station_id = areas.locate(data.location.lat, data.location.lon)
@@ -163,12 +210,13 @@ async def report_incident(session: AsyncSession, *, outbox: Outbox, data: Incide
         station = await session.get(Unit, station_id)
         assert station is not None
         target = routing.incident_target(station.mode)
-        incident.handling_unit_id, note = await _resolve_target(session, station, target)
+        incident.handling_unit_id, note = await resolve_target(session, station, target)
+        incident.mode = station.mode
         incident.dispatch_reason = (
             f"in station {station_id}'s area ({station.mode or 'mode not yet known'}): accidents go to the {target}"
             + note
         )
-        incident.dispatched_at = now
+        incident.dispatched_at = data.dispatched_at or now
     session.add(incident)
     await outbox.stage(session, IncidentReported(
         incident_id=incident.id, external_id=incident.external_id, kind=incident.kind,
@@ -176,6 +224,66 @@ async def report_incident(session: AsyncSession, *, outbox: Outbox, data: Incide
         handling_unit_id=incident.handling_unit_id, severity=data.severity, parties=parties,
         hit_and_run=data.hit_and_run, lighting=data.lighting, junction=data.junction, school_zone=data.school_zone,
     ), subject=incident.id)
+    if incident.handling_unit_id is not None and incident.dispatched_at is not None:
+        await outbox.stage(session, IncidentDispatched(
+            incident_id=incident.id, station_id=station_id, handling_unit_id=incident.handling_unit_id,
+            mode=incident.mode, reported_at=incident.reported_at, dispatched_at=incident.dispatched_at,
+            reason=incident.dispatch_reason), subject=incident.id)
+        if data.arrived_at is not None:  # a back-fill of history that already knows the arrival
+            incident.arrived_at, incident.arrived_by = data.arrived_at, reporter
+            incident.response_s = (data.arrived_at - incident.dispatched_at).total_seconds()
+            await _announce_arrival(session, outbox, incident)
+    return incident
+
+
+async def _announce_arrival(session: AsyncSession, outbox: Outbox, incident: Incident) -> None:
+    assert incident.arrived_at is not None and incident.response_s is not None and incident.handling_unit_id
+    await outbox.stage(session, IncidentArrived(
+        incident_id=incident.id, station_id=incident.station_id, handling_unit_id=incident.handling_unit_id,
+        mode=incident.mode, reported_at=incident.reported_at, arrived_at=incident.arrived_at,
+        response_s=max(incident.response_s, 0.0), within_5_min=incident.response_s <= ARRIVAL_THRESHOLD_S,
+    ), subject=incident.id)
+
+
+async def may_act_for(session: AsyncSession, viewer: Identity, unit_id: str) -> bool:
+    """Whether the viewer is the unit itself or above it (its squadron, the command centre)."""
+    if viewer.sees_whole_district or viewer.unit_id == unit_id:
+        return True
+    if viewer.role == "squadron" and viewer.unit_id:
+        unit = await session.get(Unit, unit_id)
+        return unit is not None and unit.parent_id == viewer.unit_id
+    return False
+
+
+async def report_arrival(session: AsyncSession, *, outbox: Outbox, viewer: Identity, incident_id: str,
+                         arrived_at: dt.datetime) -> tuple[Incident, bool]:
+    """The handling unit (or a unit above it) reports arrival at the scene. Returns (incident, changed).
+
+    Reporting the same arrival time again changes nothing; a different time once one is recorded is a Conflict.
+    """
+    arrived_at = arrived_at.astimezone(dt.UTC)
+    incident = await get_incident(session, viewer=viewer, incident_id=incident_id)
+    if incident.handling_unit_id is None or incident.dispatched_at is None:
+        raise Conflict(f"incident {incident_id} was not dispatched to any unit (outside every station area)")
+    if not await may_act_for(session, viewer, incident.handling_unit_id):
+        raise Forbidden(f"only the handling unit {incident.handling_unit_id} or a unit above it reports arrival")
+    if incident.arrived_at is not None:
+        if incident.arrived_at == arrived_at:
+            return incident, False
+        raise Conflict(f"arrival at incident {incident_id} was already reported at {incident.arrived_at.isoformat()}")
+    if arrived_at < incident.dispatched_at:
+        raise Invalid(f"arrived_at is before the dispatch at {incident.dispatched_at.isoformat()}")
+    if arrived_at > utcnow() + dt.timedelta(minutes=5):
+        raise Invalid("arrived_at lies in the future")
+    response_s = (arrived_at - incident.dispatched_at).total_seconds()
+    done = await session.execute(
+        update(Incident).where(Incident.id == incident.id, Incident.arrived_at.is_(None))
+        .values(arrived_at=arrived_at, response_s=response_s, arrived_by=viewer.username)
+        .execution_options(synchronize_session=False))
+    if done.rowcount != 1:
+        raise Conflict(f"arrival at incident {incident_id} was reported meanwhile; reload it")
+    incident.arrived_at, incident.response_s, incident.arrived_by = arrived_at, response_s, viewer.username
+    await _announce_arrival(session, outbox, incident)
     return incident, True
 
 
@@ -187,24 +295,27 @@ def incident_out(incident: Incident) -> IncidentOut:
         reported_at=incident.reported_at, location={"lat": incident.lat, "lon": incident.lon},
         station_id=incident.station_id, outside_area=incident.outside_area,
         handling_unit_id=incident.handling_unit_id, dispatch_reason=incident.dispatch_reason,
-        dispatched_at=incident.dispatched_at, arrived_at=incident.arrived_at,
+        dispatched_at=incident.dispatched_at, arrived_at=incident.arrived_at, mode=incident.mode,
+        response_s=incident.response_s,
+        within_5_min=None if incident.response_s is None else incident.response_s <= ARRIVAL_THRESHOLD_S,
         severity=details.get("severity", {}), parties=details.get("parties", []),
     )
 
 
-async def _zone_station_ids(session: AsyncSession, squadron_id: str) -> list[str]:
+async def zone_station_ids(session: AsyncSession, squadron_id: str) -> list[str]:
+    """The stations in a squadron's patrol zone."""
     rows = await session.execute(select(Unit.id).where(Unit.parent_id == squadron_id, Unit.kind == "station"))
     return list(rows.scalars())
 
 
-async def _incident_scope(session: AsyncSession, viewer: Identity) -> Any:
+async def incident_scope(session: AsyncSession, viewer: Identity) -> Any:
     """A WHERE clause limiting incidents to the viewer's jurisdiction (None: everything)."""
     if viewer.sees_whole_district:
         return None
     if viewer.role == "station":
         return Incident.station_id == viewer.unit_id
     if viewer.role == "squadron":
-        stations = await _zone_station_ids(session, viewer.unit_id or "")
+        stations = await zone_station_ids(session, viewer.unit_id or "")
         return or_(Incident.station_id.in_(stations), Incident.handling_unit_id == viewer.unit_id)
     if viewer.role == "platform":
         return Incident.reported_by == viewer.username
@@ -213,28 +324,31 @@ async def _incident_scope(session: AsyncSession, viewer: Identity) -> Any:
 
 async def list_incidents(session: AsyncSession, *, viewer: Identity, station_id: str | None = None,
                          since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 50,
-                         cursor: str | None = None) -> tuple[list[Incident], str | None]:
+                         cursor: str | None = None,
+                         outside_area: bool | None = None) -> tuple[list[Incident], str | None]:
     """Incidents in the viewer's jurisdiction, newest first, one page."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise Invalid(f"{name} needs an offset, e.g. 2024-05-01T00:00:00+08:00")
     stmt = select(Incident)
-    scope = await _incident_scope(session, viewer)
+    scope = await incident_scope(session, viewer)
     if scope is not None:
         stmt = stmt.where(scope)
     if station_id:
         stmt = stmt.where(Incident.station_id == station_id)
+    if outside_area is not None:
+        stmt = stmt.where(Incident.outside_area == outside_area)
     if since:
         stmt = stmt.where(Incident.occurred_at >= since)
     if until:
         stmt = stmt.where(Incident.occurred_at < until)
-    return await _page(session, stmt, Incident.occurred_at, Incident.id, limit=limit, cursor=cursor)
+    return await page(session, stmt, Incident.occurred_at, Incident.id, limit=limit, cursor=cursor)
 
 
 async def get_incident(session: AsyncSession, *, viewer: Identity, incident_id: str) -> Incident:
     """One incident in the viewer's jurisdiction (NotFound otherwise, so existence does not leak)."""
     stmt = select(Incident).where(Incident.id == incident_id)
-    scope = await _incident_scope(session, viewer)
+    scope = await incident_scope(session, viewer)
     if scope is not None:
         stmt = stmt.where(scope)
     incident = (await session.execute(stmt)).scalar()
@@ -243,7 +357,7 @@ async def get_incident(session: AsyncSession, *, viewer: Identity, incident_id: 
     return incident
 
 
-async def _page(session: AsyncSession, stmt: Any, sort_col: Any, id_col: Any, *, limit: int,
+async def page(session: AsyncSession, stmt: Any, sort_col: Any, id_col: Any, *, limit: int,
                 cursor: str | None) -> tuple[list[Any], str | None]:
     """Newest-first keyset pagination on (sort_col, id_col)."""
     if not 1 <= limit <= MAX_LIMIT:
@@ -263,91 +377,3 @@ async def _page(session: AsyncSession, stmt: Any, sort_col: Any, id_col: Any, *,
     last = rows[-1] if rows and more else None
     next_cursor = encode_cursor(getattr(last, sort_col.key).isoformat(), getattr(last, id_col.key)) if last else None
     return rows, next_cursor
-
-
-# --- task orders -------------------------------------------------------------------------------
-
-
-async def receive_task_order(session: AsyncSession, *, outbox: Outbox, fact: TaskOrderGenerated,
-                             routing: RoutingTable) -> TaskOrder | None:
-    """Store a generated task order and route it to one unit; a repeat of the same id changes nothing."""
-    if await session.get(TaskOrder, fact.task_id) is not None:
-        return None
-    station = await session.get(Unit, fact.station_id) if fact.station_id else None
-    if station is None:
-        command = await _unit_of_kind(session, "brigade")
-        if command is None:
-            raise NotFound("no station for the task order and no brigade to take it")
-        unit_id, reason = command.id, "no station area holds the incident: sent to the brigade's command office"
-    else:
-        target, why = routing.task_target(category=fact.category, mode=station.mode, model_id=fact.model_id)
-        unit_id, note = await _resolve_target(session, station, target)
-        reason = f"{why} goes to the {target}" + note
-    now = utcnow()
-    task = TaskOrder(
-        id=fact.task_id, incident_id=fact.incident_id, model_id=fact.model_id, source=fact.source,
-        entity_ref=fact.entity_ref, category=fact.category, station_id=fact.station_id, unit_id=unit_id,
-        status="dispatched", deadline_at=fact.deadline_at, key_points=list(fact.key_points),
-        milestones=[{"name": m.name, "due_at": m.due_at.isoformat(), "done_at": None} for m in fact.milestones],
-        measures=list(fact.measures), routing_reason=reason, created_at=now, updated_at=now,
-    )
-    session.add(task)
-    session.add(TaskHistory(task_id=task.id, seq=1, action="create", from_status=None, to_status="created",
-                            by=f"model:{fact.model_id}", at=now, note=fact.reason))
-    session.add(TaskHistory(task_id=task.id, seq=2, action="dispatch", from_status="created", to_status="dispatched",
-                            by="dispatch", at=now, note=reason))
-    await outbox.stage(session, TaskChanged(
-        task_id=task.id, incident_id=task.incident_id, model_id=task.model_id, category=fact.category,
-        station_id=task.station_id, unit_id=unit_id, old_status=None, new_status="dispatched", by="dispatch", at=now,
-    ), subject=task.id)
-    return task
-
-
-async def _task_scope(session: AsyncSession, viewer: Identity) -> Any:
-    if viewer.sees_whole_district:
-        return None
-    if viewer.role == "station":
-        return TaskOrder.unit_id == viewer.unit_id
-    if viewer.role == "squadron":
-        stations = await _zone_station_ids(session, viewer.unit_id or "")
-        return or_(TaskOrder.unit_id == viewer.unit_id, TaskOrder.unit_id.in_(stations))
-    raise Forbidden("this role may not read task orders")
-
-
-async def list_tasks(session: AsyncSession, *, viewer: Identity, status: str | None = None,
-                     category: str | None = None, unit_id: str | None = None, incident_id: str | None = None,
-                     overdue: bool | None = None, limit: int = 50,
-                     cursor: str | None = None) -> tuple[list[TaskOrder], str | None]:
-    """Task orders in the viewer's jurisdiction, newest first, one page."""
-    stmt = select(TaskOrder)
-    scope = await _task_scope(session, viewer)
-    if scope is not None:
-        stmt = stmt.where(scope)
-    for column, value in ((TaskOrder.status, status), (TaskOrder.category, category),
-                          (TaskOrder.unit_id, unit_id), (TaskOrder.incident_id, incident_id)):
-        if value:
-            stmt = stmt.where(column == value)
-    if overdue is not None:
-        late = and_(TaskOrder.deadline_at < utcnow(), TaskOrder.status != "verified")
-        stmt = stmt.where(late if overdue else ~late)
-    return await _page(session, stmt, TaskOrder.created_at, TaskOrder.id, limit=limit, cursor=cursor)
-
-
-async def get_task(session: AsyncSession, *, viewer: Identity, task_id: str) -> TaskOut:
-    """One task order with its history, in the viewer's jurisdiction."""
-    stmt = select(TaskOrder).where(TaskOrder.id == task_id)
-    scope = await _task_scope(session, viewer)
-    if scope is not None:
-        stmt = stmt.where(scope)
-    task = (await session.execute(stmt)).scalar()
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
-    history = (await session.execute(
-        select(TaskHistory).where(TaskHistory.task_id == task_id).order_by(TaskHistory.seq))).scalars()
-    return task_out(task, list(history))
-
-
-def task_out(task: TaskOrder, history: list[TaskHistory] | None = None) -> TaskOut:
-    """A task order as the API shows it."""
-    return TaskOut(**task.model_dump(), history=[h.model_dump() for h in history or []])
-

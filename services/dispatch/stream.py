@@ -1,0 +1,88 @@
+"""Server-sent events of task orders: each replica follows the DISPATCH stream and fans out to its listeners.
+
+Every replica keeps one ordered JetStream consumer on `dispatch.task.>` that starts at new messages,
+so a listener on any replica sees changes made by every replica (events reach the stream through
+each replica's outbox after commit). Each listener filters by the caller's jurisdiction.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from nats.js.api import DeliverPolicy
+
+from shared.bus import Bus
+from shared.events import Envelope, TaskChanged, TaskEscalated, TaskOverdue
+
+log = logging.getLogger(__name__)
+
+EVENT_NAMES = {TaskChanged.subject: "task.changed", TaskOverdue.subject: "task.overdue",
+               TaskEscalated.subject: "task.escalated"}
+
+
+class TaskFeed:
+    """Fans out task events from the bus to the open SSE connections of this replica."""
+
+    def __init__(self, *, queue_size: int = 1000) -> None:
+        self.listeners: set[asyncio.Queue[Envelope]] = set()
+        self.queue_size = queue_size
+        self.ready = asyncio.Event()
+
+    async def run(self, bus: Bus) -> None:
+        """Follow `dispatch.task.>` from now on until cancelled (the ordered consumer recovers from gaps)."""
+        await bus.ensure_stream("dispatch")
+        assert bus.js is not None
+        sub = None
+        while sub is None:
+            try:
+                sub = await bus.js.subscribe("dispatch.task.>", ordered_consumer=True,
+                                             deliver_policy=DeliverPolicy.NEW, idle_heartbeat=5.0)
+            except Exception as exc:  # noqa: BLE001 - broker away: try again
+                log.warning("task feed: %s", exc)
+                await asyncio.sleep(1)
+        self.ready.set()
+        try:
+            async for msg in sub.messages:
+                try:
+                    envelope = Envelope.model_validate_json(msg.data)
+                except ValueError:
+                    continue
+                for queue in list(self.listeners):
+                    with contextlib.suppress(asyncio.QueueFull):  # a stalled client misses events, not the rest
+                        queue.put_nowait(envelope)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    @contextlib.contextmanager
+    def listen(self) -> AsyncIterator[asyncio.Queue[Envelope]]:  # type: ignore[misc]
+        """A queue receiving every task event while the block runs."""
+        queue: asyncio.Queue[Envelope] = asyncio.Queue(self.queue_size)
+        self.listeners.add(queue)
+        try:
+            yield queue
+        finally:
+            self.listeners.discard(queue)
+
+
+def sse_frame(envelope: Envelope) -> str:
+    """One server-sent event: id = event id, event = task.changed|task.overdue|task.escalated, data = JSON."""
+    data = {"subject": envelope.type, "time": envelope.time.isoformat(), **envelope.data}
+    return f"id: {envelope.id}\nevent: {EVENT_NAMES.get(envelope.type, envelope.type)}\ndata: {json.dumps(data)}\n\n"
+
+
+async def frames(queue: asyncio.Queue[Envelope], visible: Callable[[dict], bool], *,
+                 heartbeat_s: float) -> AsyncIterator[str]:
+    """The SSE body: the events the caller may see, and a comment line every `heartbeat_s` when quiet."""
+    yield "retry: 3000\n: connected\n\n"
+    while True:
+        try:
+            envelope = await asyncio.wait_for(queue.get(), heartbeat_s)
+        except TimeoutError:
+            yield ": heartbeat\n\n"
+            continue
+        if visible(envelope.data):
+            yield sse_frame(envelope)

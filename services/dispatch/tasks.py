@@ -1,0 +1,285 @@
+"""Task orders: routing on receipt, the loop's transitions, bulk actions, and reading them back in scope."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.dispatch.lifecycle import OPEN, STEPS, step_for
+from services.dispatch.models import (
+    BulkIn,
+    BulkItemResult,
+    BulkOut,
+    TaskHistory,
+    TaskOrder,
+    TaskOut,
+    TransitionIn,
+    Unit,
+)
+from services.dispatch.routing import RoutingTable
+from services.dispatch.service import may_act_for, page, resolve_target, unit_of_kind, zone_station_ids
+from shared.auth import Identity
+from shared.db import utcnow
+from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from shared.events import TaskChanged, TaskOrderGenerated
+from shared.outbox import Outbox
+
+# --- receiving and routing ----------------------------------------------------------------------
+
+
+def next_milestone_due(milestones: list[dict]) -> dt.datetime | None:
+    """The earliest due time among milestones neither done nor already marked overdue."""
+    due = [dt.datetime.fromisoformat(m["due_at"]) for m in milestones
+           if not m.get("done_at") and not m.get("overdue_at")]
+    return min(due) if due else None
+
+
+async def receive_task_order(session: AsyncSession, *, outbox: Outbox, fact: TaskOrderGenerated,
+                             routing: RoutingTable, routing_version: int) -> TaskOrder | None:
+    """Store a generated task order and route it to one unit; a repeat of the same id changes nothing."""
+    if await session.get(TaskOrder, fact.task_id) is not None:
+        return None
+    station = await session.get(Unit, fact.station_id) if fact.station_id else None
+    if station is None:
+        command = await unit_of_kind(session, "brigade")
+        if command is None:
+            raise NotFound("no station for the task order and no brigade to take it")
+        unit_id, reason = command.id, "no station area holds the incident: sent to the brigade's command office"
+    else:
+        target, why = routing.task_target(category=fact.category, mode=station.mode, model_id=fact.model_id)
+        unit_id, note = await resolve_target(session, station, target)
+        reason = f"{why} goes to the {target} (routing table v{routing_version})" + note
+    now = utcnow()
+    milestones = [{"name": m.name, "due_at": m.due_at.isoformat(), "done_at": None} for m in fact.milestones]
+    task = TaskOrder(
+        id=fact.task_id, incident_id=fact.incident_id, model_id=fact.model_id, source=fact.source,
+        entity_ref=fact.entity_ref, category=fact.category, station_id=fact.station_id, unit_id=unit_id,
+        status="dispatched", version=2, deadline_at=fact.deadline_at, key_points=list(fact.key_points),
+        milestones=milestones, next_milestone_due_at=next_milestone_due(milestones),
+        measures=list(fact.measures), routing_reason=reason, created_at=now, updated_at=now,
+    )
+    session.add(task)
+    session.add(TaskHistory(task_id=task.id, seq=1, action="create", from_status=None, to_status="created",
+                            by=f"model:{fact.model_id}", at=now, note=fact.reason))
+    session.add(TaskHistory(task_id=task.id, seq=2, action="dispatch", from_status="created", to_status="dispatched",
+                            by="dispatch", at=now, note=reason))
+    await announce(session, outbox, task, old_status=None, by="dispatch", at=now, note=reason)
+    return task
+
+
+async def announce(session: AsyncSession, outbox: Outbox, task: TaskOrder, *, old_status: str | None, by: str,
+                   at: dt.datetime, note: str) -> None:
+    """Stage the TaskChanged fact of a change."""
+    await outbox.stage(session, TaskChanged(
+        task_id=task.id, incident_id=task.incident_id, model_id=task.model_id, category=task.category,
+        station_id=task.station_id, unit_id=task.unit_id, old_status=old_status, new_status=task.status, by=by,
+        at=at, deadline_at=task.deadline_at, note=note,
+    ), subject=task.id)
+
+
+async def write_change(session: AsyncSession, task: TaskOrder, *, action: str, from_status: str | None, by: str,
+                       at: dt.datetime, note: str = "", milestone: str | None = None,
+                       evidence: list[str] | None = None, **values: Any) -> None:
+    """Apply `values` to the task if nobody changed it since it was read, and record the step in its history.
+
+    The UPDATE is conditional on the version read: of two replicas or requests racing, one wins and the
+    other gets Conflict, so nothing is applied twice and no change is lost.
+    """
+    version = task.version
+    done = await session.execute(
+        update(TaskOrder).where(TaskOrder.id == task.id, TaskOrder.version == version)
+        .values(version=version + 1, updated_at=at, **values).execution_options(synchronize_session=False))
+    if done.rowcount != 1:
+        raise Conflict(f"task order {task.id} was changed meanwhile; reload it and try again")
+    for name, value in values.items():
+        setattr(task, name, value)
+    task.version, task.updated_at = version + 1, at
+    session.add(TaskHistory(task_id=task.id, seq=version + 1, action=action, from_status=from_status,
+                            to_status=task.status, by=by, at=at, note=note, milestone=milestone,
+                            evidence=list(evidence or [])))
+
+
+# --- jurisdiction -------------------------------------------------------------------------------
+
+
+async def task_scope(session: AsyncSession, viewer: Identity) -> Any:
+    """A WHERE clause limiting task orders to the viewer's jurisdiction (None: everything)."""
+    if viewer.sees_whole_district:
+        return None
+    if viewer.role == "station":
+        return TaskOrder.unit_id == viewer.unit_id
+    if viewer.role == "squadron":
+        stations = await zone_station_ids(session, viewer.unit_id or "")
+        return or_(TaskOrder.unit_id == viewer.unit_id, TaskOrder.unit_id.in_(stations),
+                   TaskOrder.escalated_to == viewer.unit_id)
+    raise Forbidden("this role may not read task orders")
+
+
+async def _scoped_task(session: AsyncSession, viewer: Identity, task_id: str) -> TaskOrder:
+    stmt = select(TaskOrder).where(TaskOrder.id == task_id)
+    scope = await task_scope(session, viewer)
+    if scope is not None:
+        stmt = stmt.where(scope)
+    task = (await session.execute(stmt)).scalar()
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    return task
+
+
+async def list_tasks(session: AsyncSession, *, viewer: Identity, status: str | None = None,
+                     category: str | None = None, unit_id: str | None = None, incident_id: str | None = None,
+                     overdue: bool | None = None, limit: int = 50,
+                     cursor: str | None = None) -> tuple[list[TaskOrder], str | None]:
+    """Task orders in the viewer's jurisdiction, newest first, one page."""
+    stmt = select(TaskOrder)
+    scope = await task_scope(session, viewer)
+    if scope is not None:
+        stmt = stmt.where(scope)
+    for column, value in ((TaskOrder.status, status), (TaskOrder.category, category),
+                          (TaskOrder.unit_id, unit_id), (TaskOrder.incident_id, incident_id)):
+        if value:
+            stmt = stmt.where(column == value)
+    if overdue is not None:
+        stmt = stmt.where(TaskOrder.overdue_at.is_not(None) if overdue else TaskOrder.overdue_at.is_(None))
+    return await page(session, stmt, TaskOrder.created_at, TaskOrder.id, limit=limit, cursor=cursor)
+
+
+async def get_task(session: AsyncSession, *, viewer: Identity, task_id: str) -> TaskOut:
+    """One task order with its history, in the viewer's jurisdiction."""
+    task = await _scoped_task(session, viewer, task_id)
+    history = (await session.execute(
+        select(TaskHistory).where(TaskHistory.task_id == task_id).order_by(TaskHistory.seq))).scalars()
+    return task_out(task, list(history))
+
+
+def task_out(task: TaskOrder, history: list[TaskHistory] | None = None) -> TaskOut:
+    """A task order as the API shows it."""
+    return TaskOut(**task.model_dump(), overdue=task.overdue_at is not None,
+                   history=[h.model_dump() for h in history or []])
+
+
+# --- the loop -----------------------------------------------------------------------------------
+
+
+async def _may_supervise(session: AsyncSession, viewer: Identity, task: TaskOrder) -> bool:
+    """Command staff, or the squadron above the receiving unit (never the receiving unit itself)."""
+    if viewer.sees_whole_district:
+        return True
+    if viewer.role != "squadron" or viewer.unit_id == task.unit_id:
+        return False
+    return task.escalated_to == viewer.unit_id or await may_act_for(session, viewer, task.unit_id)
+
+
+async def _receiving_unit(session: AsyncSession, viewer: Identity, unit_id: str | None, task: TaskOrder) -> Unit:
+    if not unit_id:
+        raise Invalid("reassign needs unit_id: the unit that receives the order")
+    unit = await session.get(Unit, unit_id)
+    if unit is None:
+        raise Invalid(f"unit {unit_id} does not exist")
+    if unit_id == task.unit_id:
+        raise Invalid(f"task order {task.id} is already with {unit_id}")
+    if not viewer.sees_whole_district and not await may_act_for(session, viewer, unit_id):
+        raise Forbidden(f"{unit_id} is outside your jurisdiction")
+    return unit
+
+
+async def transition(session: AsyncSession, *, outbox: Outbox, viewer: Identity, task_id: str,
+                     data: TransitionIn) -> TaskOrder:
+    """Take one step of the loop; NotFound outside jurisdiction, Forbidden for the wrong actor, Conflict if
+    the step is not allowed from the current status."""
+    task = await _scoped_task(session, viewer, task_id)
+    actor = STEPS[data.action].actor
+    if actor == "unit" and viewer.unit_id != task.unit_id and viewer.role != "admin":
+        raise Forbidden(f"only the receiving unit {task.unit_id} may {data.action.replace('_', ' ')} this order")
+    if actor == "supervisor" and not await _may_supervise(session, viewer, task):
+        raise Forbidden(f"only a unit above {task.unit_id} or the command centre may {data.action} this order")
+    step = step_for(data.action, task.status)
+    if step.needs_note and not data.note.strip():
+        raise Invalid(f"{data.action} needs a note saying why")
+    now = utcnow()
+    old_status = task.status
+    values: dict[str, Any] = {}
+    if step.leads_to:
+        values["status"] = step.leads_to
+    note = data.note
+    if data.action == "complete_milestone":
+        values.update(_tick(task, data.milestone, viewer, now))
+        note = note or f"milestone {data.milestone} done"
+    elif data.action == "submit":
+        left = [m["name"] for m in task.milestones if not m.get("done_at")]
+        if left:
+            raise Conflict(f"cannot submit task order {task.id}: milestones not done yet: {', '.join(left)}")
+    elif data.action == "reassign":
+        unit = await _receiving_unit(session, viewer, data.unit_id, task)
+        values["unit_id"] = unit.id
+        note = f"reassigned from {task.unit_id} to {unit.id}: {data.note}"
+    await write_change(session, task, action=data.action, from_status=old_status, by=viewer.username, at=now,
+                       note=note, milestone=data.milestone if data.action == "complete_milestone" else None,
+                       evidence=data.evidence, **values)
+    await announce(session, outbox, task, old_status=old_status, by=viewer.username, at=now, note=note)
+    return task
+
+
+def _tick(task: TaskOrder, name: str | None, viewer: Identity, now: dt.datetime) -> dict[str, Any]:
+    """Mark the next milestone done; milestones are ticked one by one, in order."""
+    if not name:
+        raise Invalid("complete_milestone needs milestone: its name")
+    names = [m["name"] for m in task.milestones]
+    if name not in names:
+        raise Invalid(f"task order {task.id} has no milestone {name!r}; its milestones are {names}")
+    pending = [m for m in task.milestones if not m.get("done_at")]
+    if all(m["name"] != name for m in pending):
+        raise Conflict(f"milestone {name} of task order {task.id} is already done")
+    if pending[0]["name"] != name:
+        raise Conflict(f"milestones are ticked one by one: the next one is {pending[0]['name']}, not {name}")
+    milestones = [dict(m, done_at=now.isoformat(), done_by=viewer.username) if m["name"] == name else dict(m)
+                  for m in task.milestones]
+    return {"milestones": milestones, "next_milestone_due_at": next_milestone_due(milestones)}
+
+
+# --- bulk actions -------------------------------------------------------------------------------
+
+
+async def bulk(session: AsyncSession, *, outbox: Outbox, viewer: Identity, data: BulkIn) -> BulkOut:
+    """Reassign or extend many orders; each succeeds or fails on its own (per-item results)."""
+    if not viewer.sees_whole_district and viewer.role != "squadron":
+        raise Forbidden("bulk actions are for command staff and squadrons")
+    results = []
+    for task_id in dict.fromkeys(data.task_ids):
+        try:
+            if data.action == "reassign":
+                task = await transition(session, outbox=outbox, viewer=viewer, task_id=task_id, data=TransitionIn(
+                    action="reassign", unit_id=data.unit_id, note=data.note))
+            else:
+                task = await _extend(session, outbox=outbox, viewer=viewer, task_id=task_id, data=data)
+            results.append(BulkItemResult(task_id=task_id, status=200, task_status=task.status))
+        except DomainError as exc:
+            results.append(BulkItemResult(task_id=task_id, status=exc.status, detail=exc.detail))
+    ok = sum(r.status == 200 for r in results)
+    return BulkOut(results=results, succeeded=ok, failed=len(results) - ok)
+
+
+async def _extend(session: AsyncSession, *, outbox: Outbox, viewer: Identity, task_id: str,
+                  data: BulkIn) -> TaskOrder:
+    """Move an open order's deadline later; it is no longer overdue (a new deadline can pass again)."""
+    task = await _scoped_task(session, viewer, task_id)
+    if not await _may_supervise(session, viewer, task):
+        raise Forbidden(f"only a unit above {task.unit_id} or the command centre may extend this order")
+    if task.status == "verified":
+        raise Conflict(f"task order {task_id} is verified: its loop is closed")
+    new = data.deadline_at if data.deadline_at is not None else task.deadline_at + data.extend_by  # type: ignore[operator]
+    if new <= task.deadline_at:
+        raise Invalid(f"the new deadline {new.isoformat()} is not later than {task.deadline_at.isoformat()}")
+    now = utcnow()
+    note = f"deadline extended from {task.deadline_at.isoformat()} to {new.isoformat()}: {data.note}"
+    await write_change(session, task, action="extend", from_status=task.status, by=viewer.username, at=now,
+                       note=note, deadline_at=new, overdue_at=None, escalated_at=None)
+    await announce(session, outbox, task, old_status=task.status, by=viewer.username, at=now, note=note)
+    return task
+
+
+def open_and_late(now: dt.datetime) -> Any:
+    """Open orders whose deadline passed and that are not yet marked overdue."""
+    return and_(TaskOrder.status.in_(OPEN), TaskOrder.overdue_at.is_(None), TaskOrder.deadline_at <= now)

@@ -1,0 +1,84 @@
+"""GET /tasks/stream: server-sent events, scoped to the caller, with heartbeats, across replicas."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import auth
+from tests.services.dispatch.support import order, ready, receive, running, served, settings_for
+from tests.support import assert_problem, eventually
+
+
+class Listener:
+    """Reads one SSE connection in the background into a list of (event, data) and comment lines."""
+
+    def __init__(self, client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+        self.events: list[tuple[str, dict]] = []
+        self.comments: list[str] = []
+        self.status: int | None = None
+        self.task = asyncio.create_task(self._read(client, headers))
+
+    async def _read(self, client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+        async with client.stream("GET", "/api/v1/tasks/stream", headers=headers) as response:
+            self.status = response.status_code
+            assert response.headers["content-type"].startswith("text/event-stream")
+            event = None
+            async for line in response.aiter_lines():
+                if line.startswith(":"):
+                    self.comments.append(line)
+                elif line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event:
+                    self.events.append((event, json.loads(line[6:])))
+
+    def tasks(self) -> set[str]:
+        return {data["task_id"] for _, data in self.events}
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def test_each_caller_streams_only_its_own_orders_even_when_another_replica_changes_them(
+        database_url: str, nats_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(database_url, nats_url, tmp_path / "a")) as writer, \
+            served(settings_for(database_url, nats_url, tmp_path / "b")) as (url, app):
+        await eventually(lambda: ready(app.state.rt.state["feed"].ready.is_set()), what="feed subscribed")
+        settings = writer.settings
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            listeners = {who: Listener(client, auth(settings, role, unit_id=unit))
+                         for who, (role, unit) in {"yiqiao": ("station", "ps-yiqiao"),
+                                                   "heshang": ("station", "ps-heshang"),
+                                                   "rural": ("squadron", "sq-rural"),
+                                                   "urban": ("squadron", "sq-urban"),
+                                                   "command": ("command", None)}.items()}
+            await eventually(lambda: ready(all(s.comments for s in listeners.values())), what="streams open")
+            try:
+                mine = await receive(writer, order("ps-yiqiao"))
+                theirs = await receive(writer, order("ps-heshang"))
+                accepted = await writer.client.post(f"/api/v1/tasks/{mine}/transitions", json={"action": "accept"},
+                                                    headers=writer.station("ps-yiqiao"))
+                assert accepted.status_code == 200
+
+                async def yiqiao_saw_both_steps() -> bool:
+                    return [d["new_status"] for _, d in listeners["yiqiao"].events] == ["dispatched", "accepted"]
+
+                await eventually(yiqiao_saw_both_steps, what="ps-yiqiao's stream shows its order's two steps")
+                await eventually(lambda: ready(len(listeners["command"].events) == 3), what="command sees all")
+                await eventually(lambda: ready(listeners["rural"].tasks() == {mine, theirs}), what="zone")
+                await eventually(lambda: ready(any(c == ": heartbeat" for c in listeners["urban"].comments)),
+                                 what="a heartbeat on a quiet stream")
+                assert listeners["yiqiao"].tasks() == {mine}
+                assert listeners["heshang"].tasks() == {theirs}
+                assert listeners["urban"].events == []
+                assert all(e == "task.changed" for e, _ in listeners["command"].events)
+            finally:
+                for listener in listeners.values():
+                    await listener.close()
+            platform = await client.get("/api/v1/tasks/stream", headers=auth(settings, "platform"))
+            assert_problem(platform, 403)
