@@ -142,6 +142,106 @@ async def board_latency(requests: int = 200) -> dict[str, Any]:
             "path": "in-process ASGI (no gateway hop)"}
 
 
+READ_STATIONS, READ_DAYS = 3000, (5, 20)
+
+
+def _read_rows(month: dt.date, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Daily measure rows for every station on a few days of a month (tallies inserted directly)."""
+    out = []
+    for s in range(READ_STATIONS):
+        for d in READ_DAYS:
+            day = month.replace(day=d)
+            for m in MEASURES:
+                out.append({"station_id": f"ps-{s:04d}", "day": day, "measure": m,
+                            "value": float(rng.integers(0, 60 if m != "incident.accident" else 3))})
+    return out
+
+
+async def score_reads(requests: int = 5) -> dict[str, Any]:
+    """GET /assessment/scores and /stations/{id}/score for 3,000 stations and one month, in-process (ASGI, SQLite,
+    real nats-server); tallies (month, previous month, a year earlier) inserted straight into the bench's database.
+    Baseline in the same run: the pure scoring step (engine + ranks + colours) on the same aggregated data."""
+    from sqlalchemy import insert
+
+    from deploy.natsd import free_port, start_nats
+    from services.assessment import periods, service
+    from services.assessment.app import create_app
+    from services.assessment.config import AssessmentSettings
+    from services.assessment.models import Measure, StationModeCopy, UnitCopy
+    from shared.auth import Identity, issue_internal_token
+    from shared.db import utcnow
+
+    rng = np.random.default_rng(3)
+    month = dt.date(2024, 5, 1)
+    rows = [r for m in (month, dt.date(2024, 4, 1), dt.date(2023, 5, 1)) for r in _read_rows(m, rng)]
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        nats = start_nats(Path(tmp) / "nats", port, log_file=Path(tmp) / "nats.log")
+        try:
+            settings = AssessmentSettings(database_url=f"sqlite+aiosqlite:///{tmp}/a.db",
+                                          nats_url=f"nats://127.0.0.1:{port}", data_dir=Path(tmp), score_debounce_s=0)
+            app = create_app(settings)
+            async with app.router.lifespan_context(app):
+                rt = app.state.rt
+                now = utcnow()
+                async with rt.transaction() as session:
+                    await session.execute(insert(UnitCopy.__table__), [  # type: ignore[attr-defined]
+                        {"id": f"ps-{s:04d}", "name": f"PS {s}", "kind": "station", "parent_id": None,
+                         "population": int(rng.integers(20_000, 300_000)), "updated_at": now}
+                        for s in range(READ_STATIONS)])
+                    await session.execute(insert(StationModeCopy.__table__), [  # type: ignore[attr-defined]
+                        {"station_id": f"ps-{s:04d}", "mode": str(MODES[s % 3]), "updated_at": now}
+                        for s in range(READ_STATIONS)])
+                    for i in range(0, len(rows), 50_000):
+                        await session.execute(insert(Measure.__table__), rows[i:i + 50_000])  # type: ignore[attr-defined]
+                period = periods.month("2024-05")
+                async with rt.sessions() as session:
+                    known = await service.stations(session)
+                    t0 = time.perf_counter()
+                    datas = {}
+                    for mode in MODES:
+                        infos = [i for i in known.values() if i.mode == mode]
+                        datas[mode] = await service.load_period(
+                            session, period=period, station_ids=[i.id for i in infos],
+                            populations=[i.population for i in infos], sets=[default_set()])
+                    load_ms = (time.perf_counter() - t0) * 1000
+                iset = default_set()
+                pure = []
+                for _ in range(20):
+                    t0 = time.perf_counter()
+                    for mode, data in datas.items():
+                        result = scoring.score(iset, data)
+                        scoring.ranks_within_fast(np.full(len(data.station_ids), mode), result.total)
+                        [scoring.colour(float(t), iset.thresholds) for t in result.total]
+                    pure.append((time.perf_counter() - t0) * 1000)
+                token = issue_internal_token(settings, Identity(username="b", role="command"))  # short-lived
+                headers = {"authorization": "Bearer " + token}
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://a", headers=headers,
+                                             timeout=120) as http:
+                    all_ms, one_ms, size = [], [], 0
+                    for _ in range(requests):
+                        t0 = time.perf_counter()
+                        r = await http.get("/api/v1/assessment/scores", params={"period": "2024-05"})
+                        all_ms.append((time.perf_counter() - t0) * 1000)
+                        r.raise_for_status()
+                        size = len(r.content)
+                        assert len(r.json()["stations"]) == READ_STATIONS
+                        t0 = time.perf_counter()
+                        (await http.get("/api/v1/stations/ps-0042/score", params={"period": "2024-05"})
+                         ).raise_for_status()
+                        one_ms.append((time.perf_counter() - t0) * 1000)
+        finally:
+            nats.terminate()
+            nats.wait(timeout=10)
+    return {"stations": READ_STATIONS, "measure_rows": len(rows), "requests": requests,
+            "scores_all_p50_ms": round(statistics.median(all_ms), 1), "scores_all_max_ms": round(max(all_ms), 1),
+            "scores_all_bytes": size, "station_score_p50_ms": round(statistics.median(one_ms), 1),
+            "station_score_max_ms": round(max(one_ms), 1), "aggregate_month_ms": round(load_ms, 1),
+            "pure_scoring_p50_ms": round(statistics.median(pure), 2),
+            "path": "in-process ASGI, SQLite (no gateway hop); a read scores the month and the previous one (trend)"}
+
+
 def run(console: Console) -> dict[str, Any]:
     """Re-score the province both ways and measure the board; JSON-able figures."""
     p = province()
@@ -153,10 +253,15 @@ def run(console: Console) -> dict[str, Any]:
     board = asyncio.run(board_latency())
     console.print(f"board ({board['stations']} stations, {board['path']}): p50 {board['p50_ms']} ms, "
                   f"p95 {board['p95_ms']} ms; monthly XLSX report {board['monthly_xlsx_report_ms']} ms")
+    reads = asyncio.run(score_reads())
+    console.print(f"score reads, {reads['stations']} stations, one month ({reads['path']}): all scores p50 "
+                  f"{reads['scores_all_p50_ms']} ms, one station p50 {reads['station_score_p50_ms']} ms; "
+                  f"aggregating the month {reads['aggregate_month_ms']} ms; pure scoring step "
+                  f"{reads['pure_scoring_p50_ms']} ms")
     return {"rescore": {"stations": STATIONS, "indicators": 9, "months": MONTHS, "vectorised_s": round(fast_s, 4),
                         "naive_s": round(naive_s, 4), "speedup": round(naive_s / fast_s, 1), "target_s": 1.0,
                         "same_totals": agree},
-            "board": board}
+            "board": board, "score_reads": reads}
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 import random
 from typing import Any
 
@@ -58,4 +59,63 @@ def load(gateway: str, token: str, stations: dict[str, int], month: str) -> dict
             r.raise_for_status()
             for key in totals:
                 totals[key] += r.json()[key]
+    return totals
+
+
+# --- historical monthly measures (for year-on-year indicators before the system held records) ----------
+
+#: how a station's accidents a year ago compare with its rate now (> 1: it has improved since); others 1.0
+TREND = {"ps-chengxiang": 1.3, "ps-beigan": 0.8, "ps-xintang": 1.1, "ps-wenyan": 0.9, "ps-yiqiao": 1.25,
+         "ps-heshang": 0.7}
+
+
+def _month_before(month: str, k: int) -> str:
+    year, mon = (int(x) for x in month.split("-"))
+    index = year * 12 + (mon - 1) - k
+    return f"{index // 12}-{index % 12 + 1:02d}"
+
+
+def history(district: Any, anchor: dt.date | dt.datetime | str, *, months: int = 12, seed: int = 6
+            ) -> list[dict[str, Any]]:
+    """Precomputed monthly measures for the `months` months before `anchor`'s month, per station of `district`
+    (an object with `units` and `incidents`, like deploy.demo_district.District), for
+    `PUT /api/v1/assessment/history`.
+
+    Each station's monthly accidents a year ago follow its accident rate in the district's records (per month
+    the records span), scaled by a stable per-station factor (`TREND`, else drawn in 0.7–1.4) and monthly noise, so
+    the demo month's year-on-year indicator spreads. Deaths and injuries follow the district's ratios.
+    """
+    label = anchor if isinstance(anchor, str) else f"{anchor:%Y-%m}"
+    stations = sorted(u["id"] for u in district.units if u["kind"] == "station")
+    accidents = [r for r in district.incidents if r["kind"] == "accident"]
+    days = sorted(dt.date.fromisoformat(str(r["occurred_at"])[:10]) for r in district.incidents)
+    record_months = max(1.0, ((days[-1] - days[0]).days + 1) / 30.4) if days else 1.0
+    per_station = {s: 0 for s in stations}
+    for r in accidents:
+        if r["station_id"] in per_station:
+            per_station[r["station_id"]] += 1
+    deaths = sum(r["severity"]["deaths"] for r in accidents) / max(1, len(accidents))
+    injuries = sum(r["severity"]["injuries"] for r in accidents) / max(1, len(accidents))
+    rng = random.Random(f"{seed}-history-{label}")
+    out = []
+    for sid in stations:
+        factor = TREND.get(sid, rng.uniform(0.7, 1.4))
+        rate = max(0.5, per_station[sid] / record_months) * factor
+        for k in range(months, 0, -1):
+            n = max(0, round(rng.gauss(rate, rate ** 0.5 * 0.5)))
+            out.append({"station_id": sid, "month": _month_before(label, k), "measures": {
+                "accidents": n, "deaths": round(n * deaths), "injuries": round(n * injuries)}})
+    return out
+
+
+def load_history(http: httpx.Client, district: Any, anchor: dt.date | dt.datetime | str) -> dict[str, int]:
+    """Import `history(district, anchor)` with `PUT /api/v1/assessment/history` (idempotent) through a logged-in
+    client (admin or platform); returns the totals."""
+    items = history(district, anchor)
+    totals = {"created": 0, "existing": 0, "rejected": 0}
+    for i in range(0, len(items), 1000):
+        r = http.put("/api/v1/assessment/history", json=items[i:i + 1000])
+        r.raise_for_status()
+        for key in totals:
+            totals[key] += r.json()[key]
     return totals

@@ -4,24 +4,29 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import uuid
+import logging
+import random
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from services.assessment import board, periods, records, reports, service
+from services.assessment import board, history, jobs, periods, records, reports, service
 from services.assessment.models import (
     Activity,
     ActivityIn,
     ActivityOut,
     BatchOut,
     BoardOut,
+    HistoryIn,
+    HistoryOut,
+    HistoryRowOut,
     IndicatorChangeIn,
     IndicatorVersionOut,
+    ReportJobOut,
     ScoresOut,
     StationScoreOut,
     TalliesOut,
@@ -32,8 +37,10 @@ from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.runtime import CallerDep, Runtime, RuntimeDep
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
 Format = Literal["json", "csv", "xlsx"]
+VERSION_ATTEMPTS = 8
 MEDIA = {"csv": "text/csv; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -66,7 +73,11 @@ async def record_activity(data: ActivityIn, rt: RuntimeDep, who: CallerDep, resp
         created = False
     if not created:
         response.status_code = 200
-    return records.activity_out(activity)
+    async with rt.sessions() as session:
+        known = bool(await records.known_stations(session, [activity.station_id]))
+    if not known:
+        records.warn_unknown({activity.station_id}, int(created))
+    return records.activity_out(activity, known=known)
 
 
 async def _batch_body(request: Request) -> list[Any]:
@@ -130,9 +141,10 @@ async def list_activities(rt: RuntimeDep, who: CallerDep, station_id: str | None
                 raise Invalid("malformed cursor") from exc
             stmt = stmt.where((Activity.day > after[0]) | ((Activity.day == after[0]) & (Activity.id > after[1])))
         rows = list((await session.execute(stmt.order_by(Activity.day, Activity.id).limit(limit + 1))).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(items=[records.activity_out(a) for a in rows],
+        more = len(rows) > limit
+        rows = rows[:limit]
+        known = await records.known_stations(session, [a.station_id for a in rows])
+    return Page(items=[records.activity_out(a, known=a.station_id in known) for a in rows],
                 next_cursor=encode_cursor(rows[-1].day, rows[-1].id) if more else None)
 
 
@@ -159,9 +171,21 @@ async def indicator_versions(rt: RuntimeDep, who: CallerDep) -> list[IndicatorVe
 
 @router.put("/indicators", response_model=IndicatorVersionOut, status_code=201, tags=["indicators"])
 async def change_indicators(change: IndicatorChangeIn, rt: RuntimeDep, who: CallerDep) -> IndicatorVersionOut:
-    """Admin: change weights, targets, floors or colour thresholds for months and/or a mode (a new version)."""
-    async with rt.transaction() as session:
-        return service.version_out(await service.change_indicators(session, change=change, who=who))
+    """Admin: change weights, targets, floors or colour thresholds for months and/or a mode (a new version).
+
+    Two admins saving at once may pick the same next version number; the loser's transaction is retried
+    (it then builds on the winner's version), and after `VERSION_ATTEMPTS` collisions the answer is 409.
+    """
+    for attempt in range(VERSION_ATTEMPTS):
+        try:
+            async with rt.transaction() as session:
+                return service.version_out(await service.change_indicators(session, change=change, who=who))
+        except (IntegrityError, OperationalError) as exc:
+            if isinstance(exc, OperationalError) and not service.is_write_conflict(exc):
+                raise
+            log.info("indicator version collision (attempt %d): retrying", attempt + 1)
+            await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))  # jitter: colliders do not meet again
+    raise Conflict("another indicator change was being saved at the same moment; send it again")
 
 
 # --- scores --------------------------------------------------------------------------------------
@@ -211,6 +235,38 @@ async def recompute(rt: RuntimeDep, who: CallerDep,
     return {"period": period, "announced": announced}
 
 
+# --- historical measures ---------------------------------------------------------------------------
+
+@router.put("/assessment/history", response_model=HistoryOut, tags=["assessment"],
+            openapi_extra={"requestBody": {"content": {
+                "application/json": {"schema": {"type": "array", "items": HistoryIn.model_json_schema()}},
+                "application/x-ndjson": {"schema": {"type": "string"}}}}})
+async def import_history(request: Request, rt: RuntimeDep, who: CallerDep) -> HistoryOut:
+    """Admin/platform: precomputed monthly measures per station `[{station_id, month, measures}]` (≤ 1000),
+    idempotent per (station, month, measure); used only for station-months without records."""
+    raw = await _batch_body(request)
+    for attempt in range(2):
+        try:
+            async with rt.transaction() as session:
+                return await history.import_history(session, raw=raw, who=who)
+        except IntegrityError:  # a concurrent import inserted the same key first: the retry updates it
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+@router.get("/assessment/history", response_model=list[HistoryRowOut], tags=["assessment"])
+async def list_history(rt: RuntimeDep, who: CallerDep, station_id: str | None = None,
+                       month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None
+                       ) -> list[HistoryRowOut]:
+    """Imported history rows (at most 10,000), in the caller's jurisdiction (a platform: everything)."""
+    async with rt.sessions() as session:
+        shown = None if who.sees_whole_district or who.role == "platform" else set(
+            service.visible(who, await service.stations(session)))
+        found = await history.rows(session, station_id=station_id, month=month, shown=shown)
+    return [HistoryRowOut.model_validate(r, from_attributes=True) for r in found]
+
+
 # --- the daily board ------------------------------------------------------------------------------
 
 @router.get("/board", response_model=BoardOut, tags=["board"])
@@ -258,61 +314,60 @@ def _file(report: dict[str, Any], fmt: Format, body: bytes) -> Response:
     return Response(body, media_type=MEDIA[fmt], headers={"content-disposition": f'attachment; filename="{name}"'})
 
 
-@router.post("/reports/jobs", status_code=202, tags=["reports"])
+@router.post("/reports/jobs", status_code=202, response_model=ReportJobOut, tags=["reports"])
 async def start_report(rt: RuntimeDep, who: CallerDep, kind: reports.Kind, period: str | None = None,
-                       format: Format = "xlsx", station_id: str | None = None) -> dict[str, Any]:
-    """Build a report in the background: 202 `{id, status}` at once; poll `/reports/jobs/{id}`."""
+                       format: Format = "xlsx", station_id: str | None = None) -> ReportJobOut:
+    """Build a report in the background: 202 with the job at once; poll `/reports/jobs/{id}` on any replica."""
     report = await _report(rt, who, kind, period, station_id)  # scope and period errors surface now, as 4xx
-    jobs: dict[str, dict[str, Any]] = rt.state.setdefault("report_jobs", {})
-    job_id = f"rep-{uuid.uuid4().hex}"
-    job: dict[str, Any] = {"id": job_id, "status": "running", "kind": kind, "period": report["period"],
-                           "format": format, "owner": who.username, "started_at": utcnow().isoformat()}
-    jobs[job_id] = job
+    settings = rt.settings
+    job = jobs.new_job(who, kind=kind, period=report["period"], fmt=format, station_id=station_id)
+    async with rt.transaction() as session:
+        await jobs.purge(session, ttl_s=settings.report_job_ttl_s, timeout_s=settings.report_job_timeout_s)
+        session.add(job)
+    out = jobs.job_out(jobs.as_dict(job), ttl_s=settings.report_job_ttl_s)
 
     async def build() -> None:
+        body, error = None, None
         try:
-            job["body"] = (json.dumps(report, ensure_ascii=False).encode() if format == "json"
-                           else await _render(report, format))
-            job["status"] = "done"
+            body = (json.dumps(report, ensure_ascii=False).encode() if format == "json"
+                    else await _render(report, format))
         except Exception as exc:  # noqa: BLE001 - reported through the job's status
-            job["status"], job["error"] = "failed", type(exc).__name__
-        job["finished_at"] = utcnow().isoformat()
-        for old in list(jobs)[:-rt.settings.report_jobs_kept]:
-            jobs.pop(old, None)
+            log.exception("report job %s failed", job.id)
+            error = type(exc).__name__
+        async with rt.transaction() as session:
+            await jobs.finish(session, job.id, body=body, error=error)
 
-    job["task"] = asyncio.create_task(build())
-    return _job_out(job)
-
-
-def _job_out(job: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in job.items() if k not in ("body", "task", "owner")}
-    if job["status"] == "done":
-        out["file"] = f"/api/v1/reports/jobs/{job['id']}/file"
+    running: dict[str, asyncio.Task[None]] = rt.state.setdefault("report_jobs", {})
+    task = asyncio.create_task(build(), name=f"report-{job.id}")
+    running[job.id] = task
+    task.add_done_callback(lambda _t: running.pop(job.id, None))
     return out
 
 
-def _job(rt: Runtime, who: Identity, job_id: str) -> dict[str, Any]:
-    job = rt.state.get("report_jobs", {}).get(job_id)
-    if job is None or job["owner"] != who.username:
-        raise NotFound(f"no report job {job_id}")
-    return job
+async def _job(rt: Runtime, who: Identity, job_id: str) -> dict[str, Any]:
+    async with rt.transaction() as session:
+        return await jobs.status_of(session, who, job_id, ttl_s=rt.settings.report_job_ttl_s,
+                                    timeout_s=rt.settings.report_job_timeout_s)
 
 
-@router.get("/reports/jobs/{job_id}", tags=["reports"])
-async def report_job(job_id: str, rt: RuntimeDep, who: CallerDep) -> dict[str, Any]:
-    """A report job's status (`running`, `done` with its file's path, `failed`)."""
-    return _job_out(_job(rt, who, job_id))
+@router.get("/reports/jobs/{job_id}", response_model=ReportJobOut, tags=["reports"])
+async def report_job(job_id: str, rt: RuntimeDep, who: CallerDep) -> ReportJobOut:
+    """A report job's status (`running`, `done` with its file's path, `failed` with the error), from any replica."""
+    return jobs.job_out(await _job(rt, who, job_id), ttl_s=rt.settings.report_job_ttl_s)
 
 
 @router.get("/reports/jobs/{job_id}/file", tags=["reports"])
 async def report_job_file(job_id: str, rt: RuntimeDep, who: CallerDep) -> Response:
-    """A finished job's file; 409 while it is still running."""
-    job = _job(rt, who, job_id)
+    """A finished job's file; 409 while it is running or when it failed."""
+    job = await _job(rt, who, job_id)
     if job["status"] != "done":
         raise Conflict(f"report job {job_id} is {job['status']}")
+    async with rt.sessions() as session:
+        body = await jobs.body_of(session, job_id)
     if job["format"] == "json":
-        return Response(job["body"], media_type="application/json")
-    return _file({"kind": job["kind"], "period": job["period"], "scope": "report"}, job["format"], job["body"])
+        return Response(body, media_type="application/json")
+    return _file({"kind": job["kind"], "period": job["period"], "scope": job["station_id"] or "report"},
+                 job["format"], body)
 
 
 @router.get("/reports/{kind}", tags=["reports"], responses={200: {"content": {

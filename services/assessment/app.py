@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.assessment import service
+from services.assessment import jobs, service
 from services.assessment.api import router
 from services.assessment.config import AssessmentSettings
 from services.assessment.handlers import subscriptions
@@ -34,6 +34,22 @@ async def announce_loop(rt: Runtime, every_s: float) -> None:
             log.exception("re-scoring changed months failed; will retry")
 
 
+async def stop_report_jobs(rt: Runtime) -> None:
+    """On shutdown: cancel this replica's report builds and mark their jobs failed (`interrupted`)."""
+    running: dict[str, asyncio.Task[None]] = dict(rt.state.get("report_jobs", {}))
+    for task in running.values():
+        task.cancel()
+    await asyncio.gather(*running.values(), return_exceptions=True)
+    if not running:
+        return
+    try:
+        async with rt.transaction() as session:
+            for job_id in running:
+                await jobs.finish(session, job_id, body=None, error=jobs.INTERRUPTED)
+    except Exception:  # noqa: BLE001 - the timeout rule marks them failed later anyway
+        log.exception("could not mark %d interrupted report jobs", len(running))
+
+
 def create_app(settings: AssessmentSettings | None = None) -> FastAPI:
     """The assessment service app, built from the given settings (or the environment)."""
     settings = settings or AssessmentSettings()
@@ -56,8 +72,7 @@ def create_app(settings: AssessmentSettings | None = None) -> FastAPI:
                 if task is not None:
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
-                for job in rt.state.get("report_jobs", {}).values():
-                    job["task"].cancel()
+                await stop_report_jobs(rt)
 
     app.router.lifespan_context = lifespan
     return app

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, model_validator
 from pydantic import Field as PField
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
 from shared.db import new_registry, timestamp_field
@@ -137,6 +137,39 @@ class DirtyPeriod(Table, table=True):
     marked_at: dt.datetime = timestamp_field()
 
 
+class ReportJob(Table, table=True):
+    """A report built in the background, kept in the database so every replica can answer for it."""
+
+    __tablename__ = "report_job"
+    id: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(index=True, max_length=100, description="the requester's username: only they see it")
+    role: str = Field(max_length=20)
+    unit_id: str | None = Field(None, max_length=64)
+    kind: str = Field(max_length=10)
+    period: str = Field(max_length=30)
+    format: str = Field(max_length=5)
+    station_id: str | None = Field(None, max_length=64)
+    status: str = Field(max_length=10, description="running | done | failed")
+    error: str | None = Field(None, max_length=200)
+    body: bytes | None = Field(None, sa_column=Column(LargeBinary, nullable=True))
+    size: int | None = None
+    replica: str = Field(max_length=100, description="host and pid of the replica that builds it")
+    created_at: dt.datetime = timestamp_field(index=True)
+    finished_at: dt.datetime | None = timestamp_field(nullable=True)
+
+
+class HistoryMeasure(Table, table=True):
+    """An imported historical monthly figure of a station (for months before the system held records)."""
+
+    __tablename__ = "history_measure"
+    station_id: str = Field(primary_key=True, max_length=64)
+    month: str = Field(primary_key=True, max_length=7)
+    measure: str = Field(primary_key=True, max_length=80)
+    value: float
+    imported_by: str = Field(max_length=100)
+    updated_at: dt.datetime = timestamp_field()
+
+
 OUTBOX = Outbox(*add_outbox_tables(metadata), source="jiaozhi/assessment")
 
 
@@ -206,6 +239,8 @@ class ActivityOut(BaseModel):
     count: float
     value: float | None
     details: dict[str, Any]
+    station_known: bool = PField(True, description="the station is in assessment's unit copy (false: accepted "
+                                                   "anyway, the unit list may lag; check the id)")
 
 
 class BatchError(BaseModel):
@@ -220,6 +255,7 @@ class BatchItemResult(BaseModel):
     status: Literal[201, 200, 422]
     id: str | None = None
     station_id: str | None = None
+    station_known: bool | None = None
     errors: list[BatchError] | None = None
 
 
@@ -228,6 +264,62 @@ class BatchOut(BaseModel):
     created: int
     existing: int
     rejected: int
+    unknown_stations: list[str] = PField(default_factory=list,
+                                         description="station ids accepted but not (yet) known as stations")
+
+
+class HistoryIn(BaseModel):
+    """Precomputed measures of one station for one month before the system held records."""
+
+    station_id: str = PField(min_length=1, max_length=64)
+    month: str = PField(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    measures: dict[str, float] = PField(min_length=1, description="measure (or alias: accidents, deaths, "
+                                                                  "injuries) → value for the month, ≥ 0")
+
+
+class HistoryItemResult(BaseModel):
+    """One history item's outcome: 201 new measures stored, 200 only replaced or unchanged, 422 rejected."""
+
+    index: int
+    status: Literal[201, 200, 422]
+    station_id: str | None = None
+    month: str | None = None
+    station_known: bool | None = None
+    errors: list[BatchError] | None = None
+
+
+class HistoryOut(BaseModel):
+    results: list[HistoryItemResult]
+    created: int
+    existing: int
+    rejected: int
+    unknown_stations: list[str] = PField(default_factory=list)
+
+
+class HistoryRowOut(BaseModel):
+    station_id: str
+    month: str
+    measure: str
+    value: float
+    imported_by: str
+    updated_at: dt.datetime
+
+
+class ReportJobOut(BaseModel):
+    """A report job: `running`, then `done` (with `file`) or `failed` (with `error`)."""
+
+    id: str
+    status: Literal["running", "done", "failed"]
+    kind: str
+    period: str
+    format: str
+    station_id: str | None = None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    expires_at: dt.datetime
+    size: int | None = None
+    error: str | None = None
+    file: str | None = None
 
 
 class IndicatorScoreOut(BaseModel):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from services.assessment.models import (
     BatchOut,
     DirtyPeriod,
     Measure,
+    StationModeCopy,
     TaskCopy,
     UnitCopy,
 )
@@ -40,6 +42,7 @@ from shared.events import (
 )
 from shared.outbox import Outbox
 
+log = logging.getLogger(__name__)
 COMPLETED = frozenset({"verified", "closed", "done"})
 MAX_BATCH = 1000
 
@@ -120,10 +123,31 @@ async def may_record_for(session: AsyncSession, who: Identity, station_id: str) 
     return False
 
 
-def activity_out(a: Activity) -> ActivityOut:
-    """An activity as the API shows it."""
+def activity_out(a: Activity, *, known: bool = True) -> ActivityOut:
+    """An activity as the API shows it (`known`: whether its station id is a known station)."""
     return ActivityOut(id=a.id, external_id=a.external_id, kind=a.kind, station_id=a.station_id,
-                       occurred_at=a.occurred_at, day=a.day, count=a.count, value=a.value, details=a.details or {})
+                       occurred_at=a.occurred_at, day=a.day, count=a.count, value=a.value, details=a.details or {},
+                       station_known=known)
+
+
+async def known_stations(session: AsyncSession, ids: Iterable[str]) -> set[str]:
+    """Which of these ids assessment knows as stations (a unit copy of kind station, or a classified mode)."""
+    wanted = list(set(ids))
+    out: set[str] = set()
+    for chunk in range(0, len(wanted), 500):
+        part = wanted[chunk:chunk + 500]
+        out.update((await session.execute(select(UnitCopy.id).where(UnitCopy.id.in_(part),
+                                                                    UnitCopy.kind == "station"))).scalars())
+        out.update((await session.execute(select(StationModeCopy.station_id).where(
+            StationModeCopy.station_id.in_(part)))).scalars())
+    return out
+
+
+def warn_unknown(unknown: set[str], created: int) -> None:
+    """Log (as a warning) station ids accepted without being known: a typo, or unit copies lagging."""
+    if unknown and created:
+        log.warning("recorded %d activities; station ids not known as stations (yet): %s", created,
+                    ", ".join(sorted(unknown)[:20]) + (" …" if len(unknown) > 20 else ""))
 
 
 async def record_activities(session: AsyncSession, *, outbox: Outbox, items: list[ActivityIn], who: Identity,
@@ -197,12 +221,16 @@ async def record_batch(session: AsyncSession, *, outbox: Outbox, raw: list[Any],
         else:
             allowed.append((index, item))
     saved = await record_activities(session, outbox=outbox, items=[i for _, i in allowed], who=who, tz=tz)
+    known = await known_stations(session, [i.station_id for _, i in allowed])
+    unknown = {i.station_id for _, i in allowed} - known
     for (index, _), (activity, created) in zip(allowed, saved, strict=True):
         results.append(BatchItemResult(index=index, status=201 if created else 200, id=activity.id,
-                                       station_id=activity.station_id))
+                                       station_id=activity.station_id, station_known=activity.station_id in known))
     results.sort(key=lambda r: r.index)
+    warn_unknown(unknown, sum(created for _, created in saved))
     return BatchOut(results=results, created=sum(r.status == 201 for r in results),
-                    existing=sum(r.status == 200 for r in results), rejected=sum(r.status == 422 for r in results))
+                    existing=sum(r.status == 200 for r in results), rejected=sum(r.status == 422 for r in results),
+                    unknown_stations=sorted(unknown))
 
 
 # --- what other services report -----------------------------------------------------------------

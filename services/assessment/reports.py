@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment import board as board_mod
-from services.assessment import periods
-from services.assessment.models import Measure
+from services.assessment import history, periods
 from services.assessment.periods import Period
 from services.assessment.service import StationInfo, compute
 from shared.errors import Invalid
@@ -75,12 +73,8 @@ async def _sums(session: AsyncSession, start: dt.date, end: dt.date, ids: list[s
     out: dict[str, dict[str, float]] = {s: {} for s in ids}
     if not ids:
         return out
-    rows = await session.execute(
-        select(Measure.station_id, Measure.measure, func.sum(Measure.value))
-        .where(Measure.day >= start, Measure.day <= end, Measure.station_id.in_(ids))
-        .group_by(Measure.station_id, Measure.measure))
-    for sid, measure, total in rows.all():
-        out[sid][measure] = float(total)
+    for sid, sums in (await history.period_sums(session, start, end, ids)).items():
+        out[sid] = sums
     return out
 
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assessment import periods, scoring
+from services.assessment import history, periods, scoring
 from services.assessment.catalogue import IndicatorSet, apply_change, default_set
 from services.assessment.models import (
     DirtyPeriod,
@@ -153,12 +153,21 @@ def resolve(all_versions: list[IndicatorVersion], month: str, mode: str | None) 
     return 0, default_set()
 
 
+#: PostgreSQL advisory-lock key serialising indicator version numbers (any constant unique to this purpose)
+VERSION_LOCK = 0x6A7A_0006
+
+
 async def change_indicators(session: AsyncSession, *, change: IndicatorChangeIn, who: Identity) -> IndicatorVersion:
-    """Store a new version for the change's scope, built on what was in force there; its months become dirty."""
+    """Store a new version for the change's scope, built on what was in force there; its months become dirty.
+
+    On PostgreSQL an advisory transaction lock makes concurrent saves take turns; on SQLite (one writer anyway)
+    a collision on the version number surfaces as an IntegrityError that the API retries."""
     if who.role != "admin":
         raise Forbidden("only an admin may change indicators")
     if change.period_from and change.period_to and change.period_to < change.period_from:
         raise Invalid("period_to is before period_from")
+    if session.bind.dialect.name == "postgresql":  # one version allocation at a time, held until commit
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": VERSION_LOCK})
     existing = await versions(session)
     _, base = resolve(existing, change.period_from or "0000-00", change.mode)
     new_set = apply_change(base, change)
@@ -179,6 +188,13 @@ async def change_indicators(session: AsyncSession, *, change: IndicatorChangeIn,
     return row
 
 
+def is_write_conflict(exc: Exception) -> bool:
+    """A database error that means "another writer got there first" (SQLite busy/locked, a PostgreSQL
+    serialization failure or deadlock): worth retrying the transaction."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(s in text for s in ("database is locked", "database is busy", "could not serialize", "deadlock"))
+
+
 def version_out(v: IndicatorVersion | None, iset: IndicatorSet | None = None) -> IndicatorVersionOut:
     """A version as the API shows it (None: the defaults, version 0)."""
     if v is None:
@@ -190,9 +206,15 @@ def version_out(v: IndicatorVersion | None, iset: IndicatorSet | None = None) ->
 
 # --- scores ----------------------------------------------------------------------------------------
 
+SumsCache = dict[tuple[dt.date, dt.date], dict[str, dict[str, float]]]
+
+
 async def load_period(session: AsyncSession, *, period: Period, station_ids: list[str], populations: list[float],
-                      sets: list[IndicatorSet]) -> scoring.PeriodData:
-    """Aggregate the daily measures of a period (and last year's, and census days) for the engine."""
+                      sets: list[IndicatorSet], sums_cache: SumsCache | None = None) -> scoring.PeriodData:
+    """Aggregate the daily measures of a period (and last year's, and census days) for the engine.
+
+    Sums come from `history.period_sums` (records, or imported history for station-months without records);
+    `sums_cache` shares one aggregate per date range between the modes of one computation."""
     index = {s: i for i, s in enumerate(station_ids)}
     n = len(station_ids)
     data = scoring.PeriodData(station_ids=station_ids, days=period.days, months=period.months,
@@ -201,12 +223,16 @@ async def load_period(session: AsyncSession, *, period: Period, station_ids: lis
     async def sums(start: dt.date, end: dt.date) -> tuple[dict[str, np.ndarray], np.ndarray]:
         out: dict[str, np.ndarray] = {}
         active = np.zeros(n, bool)
-        rows = await session.execute(
-            select(Measure.station_id, Measure.measure, func.sum(Measure.value))
-            .where(Measure.day >= start, Measure.day <= end).group_by(Measure.station_id, Measure.measure))
-        for sid, measure, total in rows.all():
+        if sums_cache is not None and (start, end) in sums_cache:
+            per_station = sums_cache[(start, end)]
+        else:
+            per_station = await history.period_sums(session, start, end)
+            if sums_cache is not None:
+                sums_cache[(start, end)] = per_station
+        for sid, measures in per_station.items():
             if sid in index:
-                out.setdefault(measure, np.full(n, np.nan))[index[sid]] = total
+                for measure, total in measures.items():
+                    out.setdefault(measure, np.full(n, np.nan))[index[sid]] = total
                 active[index[sid]] = True
         return out, active
 
@@ -246,10 +272,11 @@ async def compute(session: AsyncSession, *, period: Period, known: dict[str, Sta
         by_mode[info.mode].append(info)
     resolved = {mode: resolve(all_versions, month, mode) for mode in by_mode}
     rows: list[StationScoreOut] = []
+    cache: SumsCache = {}
     for mode, infos in by_mode.items():
         version, iset = resolved[mode]
         data = await load_period(session, period=period, station_ids=[i.id for i in infos],
-                                 populations=[i.population for i in infos], sets=[iset])
+                                 populations=[i.population for i in infos], sets=[iset], sums_cache=cache)
         result = scoring.score(iset, data)
         inds = iset.indicators
         for k, info in enumerate(infos):
@@ -262,9 +289,10 @@ async def compute(session: AsyncSession, *, period: Period, known: dict[str, Sta
                                                       unit=ind.unit)
                             for j, ind in enumerate(inds)},
                 rank_in_mode=None, colour=scoring.colour(total, iset.thresholds)))
-    ranks = scoring.ranks_within([r.mode for r in rows], [r.total for r in rows])
-    for row, rank in zip(rows, ranks, strict=True):
-        row.rank_in_mode = rank
+    ranks = scoring.ranks_within_fast(np.array([r.mode or "~" for r in rows], dtype=object),
+                                      np.array([np.nan if r.total is None else r.total for r in rows], float))
+    for row, rank in zip(rows, ranks, strict=True):  # vectorised (the plain rule is O(n²): seconds at 3,000)
+        row.rank_in_mode = int(rank) if row.total is not None else None
     if with_trend:
         before = await compute(session, period=period.previous(), known=known, with_trend=False)
         previous = {r.station_id: r.total for r in before.stations}
