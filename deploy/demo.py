@@ -2,8 +2,8 @@
 
 Units go to dispatch; the year's features go to classification as one bulk CSV (computed from the
 generated records with the service's own aggregation) and a run classifies the stations; the last
-`recent_days` of records go in as detail: incidents via `POST /incidents:batch` with an arrival report
-each, activities via `POST /activities:batch`. See docs/DEMO.md.
+`recent_days` of records go in as detail: incidents via `POST /incidents:batch` with their dispatch and
+arrival times (the back-fill fields), activities via `POST /activities:batch`. See docs/DEMO.md.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import os
 import random
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.progress import Progress
 
+from deploy.demo_activities import daily_work, load_history
 from deploy.demo_district import District, generate
 from services.classification.classifier import CANONICAL_FEATURES
 
@@ -65,22 +65,19 @@ def _import_features(http: httpx.Client, district: District, deadline: float) ->
         time.sleep(0.2)
 
 
-def _incident_body(record: dict[str, Any]) -> dict[str, Any]:
+def _incident_body(record: dict[str, Any], arrival_rate: float) -> dict[str, Any]:
+    """An incident as a back-fill: reported, dispatched at once, and arrived after a drawn delay
+    (within 5 minutes with probability `arrival_rate`, the station's rate)."""
     rng = random.Random(zlib.crc32(record["external_id"].encode()) + 1)
     reported = record["occurred_at"] + dt.timedelta(seconds=rng.randint(30, 180))
+    delay = rng.uniform(60, 295) if rng.random() < arrival_rate else rng.uniform(310, 1800)
     body = {"external_id": record["external_id"], "kind": record["kind"], "occurred_at": _iso(record["occurred_at"]),
-            "reported_at": _iso(reported), "location": record["location"], "severity": record["severity"]}
+            "reported_at": _iso(reported), "dispatched_at": _iso(reported),
+            "arrived_at": _iso(reported + dt.timedelta(seconds=delay)),
+            "location": record["location"], "severity": record["severity"]}
     if record.get("parties"):
         body["parties"] = record["parties"]
     return body
-
-
-def _arrival_at(record: dict[str, Any], rate: float) -> str:
-    """Arrival after a delay drawn so that the station's share within 5 minutes is `rate`."""
-    rng = random.Random(zlib.crc32(record["external_id"].encode()) + 1)
-    reported = record["occurred_at"] + dt.timedelta(seconds=rng.randint(30, 180))
-    delay = rng.uniform(60, 295) if rng.random() < rate else rng.uniform(310, 1800)
-    return _iso(reported + dt.timedelta(seconds=delay))
 
 
 def _post_batches(http: httpx.Client, path: str, items: list[dict], console: Console,
@@ -105,36 +102,6 @@ def _post_batches(http: httpx.Client, path: str, items: list[dict], console: Con
     return results
 
 
-def _report_arrivals(http: httpx.Client, district: District, incidents: list[dict], results: list[dict],
-                     console: Console, progress: Progress) -> int:
-    jobs = [(res["id"], _arrival_at(rec, district.arrival_rates[rec["station_id"]]))
-            for rec, res in zip(incidents, results, strict=False) if res.get("status") == 201 and res.get("id")]
-    if not jobs:
-        return 0
-    first = http.post(f"/api/v1/incidents/{jobs[0][0]}/arrival", json={"arrived_at": jobs[0][1]})
-    if first.status_code in (404, 405):
-        console.print("[yellow]warning:[/yellow] POST /api/v1/incidents/{id}/arrival is not available; "
-                      "no arrivals reported")
-        return 0
-    task = progress.add_task("arrival reports", total=len(jobs))
-    failed = int(first.status_code >= 300)
-
-    def report(job: tuple[str, str]) -> int:
-        try:
-            r = http.post(f"/api/v1/incidents/{job[0]}/arrival", json={"arrived_at": job[1]})
-        except httpx.HTTPError:
-            return 1
-        finally:
-            progress.advance(task)
-        return int(r.status_code >= 300 and r.status_code != 409)
-
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        failed += sum(pool.map(report, jobs[1:]))
-    if failed:
-        console.print(f"[yellow]warning:[/yellow] {failed} arrival reports were refused")
-    return len(jobs) - failed
-
-
 def load_demo(gateway: str, *, console: Console, password: str | None = None, timeout: float = 60.0,
               seed: int | None = None, recent_days: int = 30, anchor: dt.datetime | None = None) -> dict[str, Any]:
     """Load the demo district; without a `seed`, a system that already has a run is left as it is."""
@@ -157,17 +124,18 @@ def load_demo(gateway: str, *, console: Console, password: str | None = None, ti
             run.raise_for_status()
             summary["run"] = {"id": run.json()["id"], "sizes": run.json()["sizes"]}
             incidents, activities = district.recent(recent_days)
-            results = _post_batches(http, "/api/v1/incidents:batch", [_incident_body(r) for r in incidents],
-                                    console, progress, f"incidents, last {recent_days} days")
+            bodies = [_incident_body(r, district.arrival_rates[r["station_id"]]) for r in incidents]
+            results = _post_batches(http, "/api/v1/incidents:batch", bodies, console, progress,
+                                    f"incidents with arrivals, last {recent_days} days")
             if results is not None:
                 summary["incidents"] = {k: sum(1 for r in results if r.get("status") == s)
                                         for k, s in (("created", 201), ("existing", 200), ("rejected", 422))}
-                summary["arrivals"] = _report_arrivals(http, district, incidents, results, console, progress)
-            acts = [a | {"occurred_at": _iso(a["occurred_at"])} for a in activities]
+            acts = [a | {"occurred_at": _iso(a["occurred_at"])} for a in activities] + daily_work(district, recent_days)
             act_results = _post_batches(http, "/api/v1/activities:batch", acts, console, progress,
                                         f"activities, last {recent_days} days")
             if act_results is not None:
                 summary["activities"] = len(act_results)
+            summary["history"] = _load_history(http, district, console)
             _wait_for_modes(http, district, deadline)
     stations = sum(1 for u in district.units if u["kind"] == "station")
     console.print(f"demo district loaded (seed {district.seed}, {district.draws} draw(s)): "
@@ -175,6 +143,15 @@ def load_demo(gateway: str, *, console: Console, password: str | None = None, ti
                   f"modes {summary['run']['sizes']}; log in as "
                   "admin, command, platform or a station id (password: demo)")
     return summary
+
+
+def _load_history(http: httpx.Client, district: District, console: Console) -> dict[str, int] | None:
+    """Monthly accident figures for the year before the anchor month, so year-on-year indicators have a base."""
+    try:
+        return load_history(http, district, district.anchor)
+    except httpx.HTTPError as exc:
+        console.print(f"[yellow]warning:[/yellow] historical figures not loaded ({exc})")
+        return None
 
 
 def _wait_for_modes(http: httpx.Client, district: District, deadline: float) -> None:
