@@ -1,25 +1,39 @@
-"""Tracing engine latency per incident with 100,000 earlier incidents in the index, and a full-scan baseline.
+"""Tracing engine latency per incident with 100,000 earlier incidents in the index, and a full-scan baseline;
+the cost of a replica's catch-up with the database.
 
 `.venv/bin/python -m bench.tracing` prints the figures; `run(console)` returns them (no assertions).
 The engine is measured alone (all 24 models, the grid index), without database or bus; the baseline runs
 the same catalogue with an index that answers by scanning every stored accident.
+The catch-up (services/tracing/mirror.py) is measured on a fresh SQLite database (or JIAOZHI_BENCH_DATABASE_URL,
+which should point at an empty database): when nothing changed, against a bare `SELECT 1` on the same session as
+the floor; and reading 1,000 accidents another replica committed.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import os
 import random
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from sqlalchemy import text
 
+from services.tracing import changes
 from services.tracing.catalogue import Catalogue
+from services.tracing.config import HERE
 from services.tracing.engine import Sources, accident_of, trace
 from services.tracing.index import Hazard, Index, Section, metres
+from services.tracing.mirror import Mirror
+from services.tracing.models import TracedIncident
+from shared.db import ensure_schema, make_engine, make_sessions, utcnow
 from shared.events import IncidentReported, Location, PartyFacts, PersonFacts, Severity, VehicleFacts
+from shared.migrations import upgrade
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "services" / "tracing" / "catalogue.json"
 EARLIER = 100_000
@@ -101,8 +115,58 @@ def measure(index: Index, catalogue: Catalogue, rng: random.Random, samples: int
             "mean_ms": round(statistics.fmean(latencies), 3), "fired_per_incident": round(fired / samples, 2)}
 
 
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    latencies = sorted(latencies)
+    return {"p50_ms": round(statistics.median(latencies), 3),
+            "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 3), "max_ms": round(latencies[-1], 3)}
+
+
+async def measure_catch_up(url: str, catalogue: Catalogue, samples: int = 2_000, rows: int = 1_000,
+                           rounds: int = 5) -> dict[str, Any]:
+    """A replica's catch-up with nothing new (vs SELECT 1 on the same session), then `rounds` times with `rows` new
+    accidents committed by another replica."""
+    engine = make_engine(url, schema="tracing")
+    try:
+        await ensure_schema(engine, "tracing")
+        await upgrade(engine, HERE / "migrations", schema="tracing")
+        sessions = make_sessions(engine)
+        async with sessions() as session:
+            mirror = await Mirror.load(session, shipped=catalogue)
+        idle, floor = [], []
+        async with sessions() as session:
+            for _ in range(samples):
+                started = time.perf_counter()
+                await mirror.catch_up(session)
+                idle.append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                await session.execute(text("SELECT 1"))
+                floor.append((time.perf_counter() - started) * 1000)
+        rng, now, batches, reads = random.Random(3), utcnow(), [], []
+        for round_ in range(rounds):
+            async with sessions() as session, session.begin():  # another replica traces `rows` accidents at once
+                for n in range(rows):
+                    fact = incident(rng, round_ * rows + n, now)
+                    session.add(TracedIncident(
+                        incident_id=fact.incident_id, external_id=fact.external_id, occurred_at=fact.occurred_at,
+                        lat=fact.location.lat, lon=fact.location.lon, traced_at=now,
+                        persons=[p.person.id_hash for p in fact.parties if p.person.id_hash]))
+                changes.touched(session, TracedIncident)
+            async with sessions() as session:
+                started = time.perf_counter()
+                read = await mirror.catch_up(session)
+                batches.append((time.perf_counter() - started) * 1000)
+                reads.append(read)
+        return {"database": engine.dialect.name, "nothing_new": _percentiles(idle) | {"samples": samples},
+                "baseline_select_1": _percentiles(floor), "new_accidents_committed": rows, "rows_read": reads,
+                "new_accidents_ms": {"median": round(statistics.median(batches), 1), "max": round(max(batches), 1),
+                                     "rounds": rounds},
+                "new_accidents_per_s": round(rows / statistics.median(batches) * 1000)}
+    finally:
+        await engine.dispose()
+
+
 def run(console: Console) -> dict[str, Any]:
-    """Build both indexes with the same 100,000 accidents and time the engine on fresh incidents."""
+    """Build both indexes with the same 100,000 accidents and time the engine on fresh incidents; time catch-up."""
     catalogue = Catalogue.load(CATALOGUE)
     console.print(f"tracing: filling the index with {EARLIER:,} earlier accidents…")
     started = time.perf_counter()
@@ -118,6 +182,11 @@ def run(console: Console) -> dict[str, Any]:
         "baseline_full_scan": measure(scan, catalogue, random.Random(2), BASELINE_SAMPLES, EARLIER),
         "target_p99_ms": 5.0,
     }
+    del scan  # the catch-up runs beside one index of 100,000 accidents, as in a replica
+    console.print("tracing: a replica's catch-up with the database…")
+    with tempfile.TemporaryDirectory() as tmp:
+        url = os.environ.get("JIAOZHI_BENCH_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp}/bench-tracing.db"
+        result["catch_up"] = asyncio.run(measure_catch_up(url, catalogue))
     console.print(result)
     return result
 

@@ -6,9 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from services.tracing import registries, service
 from services.tracing.catalogue import TracingModel
+from services.tracing.mirror import Mirror
 from services.tracing.schemas import (
     BatchItem,
     BatchResult,
@@ -23,25 +25,34 @@ from services.tracing.schemas import (
     VillageIn,
 )
 from shared.auth import Identity
-from shared.errors import Forbidden, Invalid, NotFound
+from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.pagination import Page
 from shared.runtime import CallerDep, Runtime, RuntimeDep
 
 router = APIRouter(prefix="/api/v1")
 MAX_BATCH = 1000
 WRITERS = ("admin", "command", "platform")
+MIRRORED = ("road-sections", "hazards")  # registries every replica's index holds
+
+
+async def _caught_up(rt: Runtime) -> Mirror:
+    """This replica's mirror, after reading what other replicas committed (one cheap query if nothing)."""
+    mirror: Mirror = rt.state["mirror"]
+    async with rt.sessions() as session:
+        await mirror.catch_up(session)
+    return mirror
 
 
 @router.get("/tracing/models", response_model=list[TracingModel], tags=["tracing"])
 async def list_models(rt: RuntimeDep, who: CallerDep) -> list[TracingModel]:
     """The catalogue of tracing task models (current versions)."""
-    return rt.state["catalogue"].models
+    return (await _caught_up(rt)).models.models
 
 
 @router.get("/tracing/models/{model_id}", response_model=TracingModel, tags=["tracing"])
 async def get_model(model_id: str, rt: RuntimeDep, who: CallerDep) -> TracingModel:
     """One tracing model."""
-    model = rt.state["catalogue"].get(model_id)
+    model = (await _caught_up(rt)).models.get(model_id)
     if model is None:
         raise NotFound(f"tracing model {model_id} not found")
     return model
@@ -49,11 +60,17 @@ async def get_model(model_id: str, rt: RuntimeDep, who: CallerDep) -> TracingMod
 
 @router.put("/tracing/models/{model_id}", response_model=TracingModel, tags=["tracing"])
 async def update_model(model_id: str, change: ModelUpdate, rt: RuntimeDep, who: CallerDep) -> TracingModel:
-    """Admin: change a model's parameters, condition, enabled flag…; validated with its examples; a new version."""
-    async with rt.transaction() as session:
-        model = await service.update_model(session, catalogue=rt.state["catalogue"], model_id=model_id,
-                                           change=change, viewer=who)
-    rt.state["catalogue"] = rt.state["catalogue"].replaced(model)
+    """Admin: change a model's parameters, condition, enabled flag…; validated with its examples; a new version
+    (409 if another edit of the same model committed first)."""
+    mirror: Mirror = rt.state["mirror"]
+    try:
+        async with rt.transaction() as session:
+            await mirror.catch_up(session)  # edit the latest version, whichever replica saved it
+            model = await service.update_model(session, catalogue=mirror.models, model_id=model_id, change=change,
+                                               viewer=who)
+    except IntegrityError as exc:
+        raise Conflict(f"model {model_id} was changed at the same time; read it again and retry") from exc
+    await _caught_up(rt)
     return model
 
 
@@ -74,7 +91,6 @@ async def fired(incident_id: str, rt: RuntimeDep, who: CallerDep) -> list[FiredO
 # --- registries --------------------------------------------------------------------------------
 
 async def _put(rt: Runtime, session: Any, name: str, item: BaseModel) -> tuple[Any, bool]:
-    index = rt.state["index"]
     if name == "persons":
         return await registries.put_person(session, data=item,  # type: ignore[arg-type]
                                            identity_key=rt.settings.identity_hash_key.get_secret_value())
@@ -85,8 +101,8 @@ async def _put(rt: Runtime, session: Any, name: str, item: BaseModel) -> tuple[A
     if name == "villages":
         return await registries.put_village(session, data=item)  # type: ignore[arg-type]
     if name == "road-sections":
-        return await registries.put_road_section(session, data=item, index=index)  # type: ignore[arg-type]
-    return await registries.put_hazard(session, data=item, index=index)  # type: ignore[arg-type]
+        return await registries.put_road_section(session, data=item)  # type: ignore[arg-type]
+    return await registries.put_hazard(session, data=item)  # type: ignore[arg-type]
 
 
 def _may_write(who: Identity) -> None:
@@ -123,6 +139,8 @@ def _register(name: str, schema: type[BaseModel]) -> None:
         async with rt.transaction() as session:
             row, created = await _put(rt, session, name, item)
             out = await registries.show(session, row, name)
+        if name in MIRRORED:
+            await _caught_up(rt)  # this replica's index has it before the answer goes out
         response.status_code = 201 if created else 200
         return out
 
@@ -143,6 +161,8 @@ def _register(name: str, schema: type[BaseModel]) -> None:
                     results.append(BatchItem(index=i, status=422, errors=errors))
                 except Invalid as exc:  # refused before anything was written
                     results.append(BatchItem(index=i, status=422, errors=[{"loc": [], "msg": str(exc)}]))
+        if name in MIRRORED:
+            await _caught_up(rt)
         return BatchResult(results=results, created=sum(r.status == 201 for r in results),
                            existing=sum(r.status == 200 for r in results),
                            rejected=sum(r.status == 422 for r in results))

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.tracing import service
 from services.tracing.api import router
 from services.tracing.catalogue import Catalogue
 from services.tracing.config import TracingSettings
 from services.tracing.examples import check_examples
 from services.tracing.handlers import subscriptions
+from services.tracing.mirror import Mirror, keep_up
 from services.tracing.models import OUTBOX, metadata
 from shared.runtime import Runtime, ServiceSpec, build_service_app
 
@@ -30,14 +32,32 @@ def create_app(settings: TracingSettings | None = None) -> FastAPI:
     async def on_start(rt: Runtime) -> None:
         started = time.perf_counter()
         async with rt.sessions() as session:
-            rt.state["catalogue"] = await service.load_catalogue(session, shipped=shipped)
-            rt.state["index"] = await service.load_index(session)
+            mirror = await Mirror.load(session, shipped=shipped)
+        rt.state["mirror"] = mirror
         rt.state.setdefault("loaded", asyncio.Event()).set()
-        log.info("catalogue v%s (%d models), index of %d accidents loaded in %.2fs", shipped.version,
-                 len(shipped.models), len(rt.state["index"].accidents), time.perf_counter() - started)
+        log.info("catalogue v%s (%d models), index of %d accidents loaded in %.2fs (change clock %d)",
+                 shipped.version, len(shipped.models), len(mirror.index.accidents), time.perf_counter() - started,
+                 mirror.mark)
 
-    return build_service_app(settings, ServiceSpec(
+    app = build_service_app(settings, ServiceSpec(
         name="tracing", metadata=metadata, outbox=OUTBOX, migrations=Path(__file__).parent / "migrations",
         routers=[router], subscriptions=subscriptions, on_start=on_start,
         description="Traces every accident to its five sources and issues task orders through the model catalogue.",
     ))
+    service_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """The service's lifespan, plus the loop that keeps this replica up with the others' writes."""
+        async with service_lifespan(app):
+            rt: Runtime = app.state.rt
+            loop = asyncio.create_task(keep_up(rt.state["mirror"], rt.sessions, settings.refresh_s),
+                                       name="tracing-catch-up")
+            try:
+                yield
+            finally:
+                loop.cancel()
+                await asyncio.gather(loop, return_exceptions=True)
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -21,3 +21,7 @@ class TracingSettings(ServiceSettings):
         720, gt=0, validation_alias="JIAOZHI_TRACING_HISTORICAL_AFTER_H",
         description="an accident that occurred longer ago than this when traced is a back-fill: its models are "
                     "recorded for the trace, but no task order is sent (unset: every accident issues tasks)")
+    refresh_s: float = Field(
+        1.0, gt=0, validation_alias="JIAOZHI_TRACING_REFRESH_S",
+        description="how often a replica reads what other replicas committed (it also does before every incident "
+                    "and model read or edit)")

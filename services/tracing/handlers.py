@@ -17,9 +17,8 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
     loaded: asyncio.Event = rt.state.setdefault("loaded", asyncio.Event())
 
     async def on_incident(session: AsyncSession, fact: IncidentReported, _: Envelope) -> None:
-        await loaded.wait()  # the catalogue and index are loaded in on_start, after consumers start
-        await service.trace_incident(session, outbox=rt.outbox, catalogue=rt.state["catalogue"],
-                                     index=rt.state["index"], fact=fact,
+        await loaded.wait()  # the mirror (index and catalogue) is loaded in on_start, after consumers start
+        await service.trace_incident(session, outbox=rt.outbox, mirror=rt.state["mirror"], fact=fact,
                                      historical_after_h=getattr(settings, "historical_after_h", 720))
 
     async def on_unit(session: AsyncSession, fact: UnitUpserted, _: Envelope) -> None:

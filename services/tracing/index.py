@@ -28,6 +28,12 @@ class Accident:
     persons: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
     villages: tuple[str, ...] = ()
+    seq: int | None = None  # its row's change stamp once known to be committed; None while only in memory
+
+    def same_facts(self, other: Accident) -> bool:
+        """Whether two entries describe the accident alike (the change stamp aside)."""
+        return (self.at, self.lat, self.lon, self.junction, self.persons, self.operators, self.villages) == \
+            (other.at, other.lat, other.lon, other.junction, other.persons, other.operators, other.villages)
 
 
 @dataclass(slots=True)
@@ -112,6 +118,12 @@ class Index:
                            (accident.villages, self.by_village)):
             for ref in set(key):
                 table[ref].append(accident)
+
+    def drop_accident(self, incident_id: str) -> None:
+        """Forget an accident (its tracing was rolled back)."""
+        old = self.accidents.pop(incident_id, None)
+        if old is not None:
+            self._remove_accident(old)
 
     def _remove_accident(self, old: Accident) -> None:
         self.grid[cell(old.lat, old.lon)].remove(old)

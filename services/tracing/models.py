@@ -1,7 +1,12 @@
-"""Tracing's tables: traced incidents, task orders issued, source registries, catalogue revisions, units."""
+"""Tracing's tables: traced incidents, task orders issued, source registries, catalogue revisions, units.
+
+The tables each replica mirrors in memory (traced incidents, road sections, hazard points, model revisions) carry
+a `seq` change stamp from `change_clock`; see services/tracing/changes.py.
+"""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -15,6 +20,23 @@ metadata = registry.metadata
 
 class Table(SQLModel, registry=registry):
     """Base of tracing's tables."""
+
+
+#: `seq` of a row written in a transaction that has not committed yet (stamped from the clock at commit)
+UNSTAMPED = -1
+
+
+def seq_field() -> Any:
+    """The change stamp of a mirrored row: the change clock's value when the writing transaction committed."""
+    return Field(default=UNSTAMPED, index=True)
+
+
+class ChangeClock(Table, table=True):
+    """One row counting the commits that changed a mirrored table; its row lock orders those commits."""
+
+    __tablename__ = "change_clock"
+    id: int = Field(primary_key=True)
+    n: int = 0
 
 
 class IssuedTask(Table, table=True):
@@ -54,6 +76,7 @@ class TracedIncident(Table, table=True):
     historical: bool = False
     sources: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     traced_at: dt.datetime = timestamp_field()
+    seq: int = seq_field()
 
 
 class UnitCopy(Table, table=True):
@@ -132,6 +155,7 @@ class RoadSection(Table, table=True):
     school_zone: bool = False
     speed_limit: int | None = None
     updated_at: dt.datetime = timestamp_field()
+    seq: int = seq_field()
 
 
 class HazardPoint(Table, table=True):
@@ -148,6 +172,7 @@ class HazardPoint(Table, table=True):
     found_at: dt.datetime | None = timestamp_field(nullable=True)
     remediated_at: dt.datetime | None = timestamp_field(nullable=True)
     updated_at: dt.datetime = timestamp_field()
+    seq: int = seq_field()
 
 
 class ModelRevision(Table, table=True):
@@ -159,6 +184,7 @@ class ModelRevision(Table, table=True):
     body: dict = Field(sa_column=Column(JSON, nullable=False))
     changed_by: str = Field(max_length=100)
     changed_at: dt.datetime = timestamp_field()
+    seq: int = seq_field()
 
 
 OUTBOX = Outbox(*add_outbox_tables(metadata), source="jiaozhi/tracing")

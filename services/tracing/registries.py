@@ -12,8 +12,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.tracing import changes
 from services.tracing.engine import Sources, plate_key
-from services.tracing.index import Hazard, Index, Section
+from services.tracing.index import Hazard, Section
 from services.tracing.models import (
     Enterprise,
     HazardPoint,
@@ -47,10 +48,14 @@ from shared.privacy import hash_identity, mask_identity
 
 
 async def _upsert(session: AsyncSession, table: type[Table], key: str, values: dict[str, Any]) -> tuple[Any, bool]:
-    """Create the row or update it in place; returns (row, created)."""
+    """Create the row or update it in place; returns (row, created). A changed row of a table the replicas
+    mirror is stamped when the transaction commits (services/tracing/changes.py)."""
+    mirrored = table in changes.MIRRORED
+    if mirrored:
+        changes.touched(session, table)
     row = await session.get(table, key)
     if row is None:
-        row = table(**values, updated_at=utcnow())
+        row = table(**values, updated_at=utcnow())  # a new row starts unstamped
         session.add(row)
         return row, True
     changed = False
@@ -60,6 +65,8 @@ async def _upsert(session: AsyncSession, table: type[Table], key: str, values: d
             changed = True
     if changed:
         row.updated_at = utcnow()
+        if mirrored:
+            changes.unstamp(row)
     return row, False
 
 
@@ -100,19 +107,15 @@ async def put_village(session: AsyncSession, *, data: VillageIn) -> tuple[Villag
     return await _upsert(session, Village, data.id, data.model_dump() | {"registered": True})
 
 
-async def put_road_section(session: AsyncSession, *, data: RoadSectionIn, index: Index) -> tuple[RoadSection, bool]:
-    """Register a road section (idempotent on id); the index learns it."""
-    row, created = await _upsert(session, RoadSection, data.id, data.model_dump())
-    index.put_section(section_of(row), section_id=row.id)
-    return row, created
+async def put_road_section(session: AsyncSession, *, data: RoadSectionIn) -> tuple[RoadSection, bool]:
+    """Register a road section (idempotent on id); every replica's index learns it once committed."""
+    return await _upsert(session, RoadSection, data.id, data.model_dump())
 
 
-async def put_hazard(session: AsyncSession, *, data: HazardIn, index: Index) -> tuple[HazardPoint, bool]:
-    """Register or update a hazard point (idempotent on id); the index keeps the open ones."""
+async def put_hazard(session: AsyncSession, *, data: HazardIn) -> tuple[HazardPoint, bool]:
+    """Register or update a hazard point (idempotent on id); every replica's index keeps the open ones."""
     values = data.model_dump(exclude={"location"}) | {"lat": data.location.lat, "lon": data.location.lon}
-    row, created = await _upsert(session, HazardPoint, data.id, values)
-    index.put_hazard(hazard_of(row), hazard_id=row.id)
-    return row, created
+    return await _upsert(session, HazardPoint, data.id, values)
 
 
 def section_of(row: RoadSection) -> Section:

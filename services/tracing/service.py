@@ -9,12 +9,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.tracing import registries
+from services.tracing import changes, registries
 from services.tracing.catalogue import Catalogue, TracingModel
 from services.tracing.engine import Trace, trace
 from services.tracing.examples import check_examples
-from services.tracing.index import Accident, Index
-from services.tracing.models import HazardPoint, IssuedTask, ModelRevision, RoadSection, TracedIncident, UnitCopy
+from services.tracing.mirror import Mirror
+from services.tracing.models import IssuedTask, ModelRevision, TracedIncident, UnitCopy
 from services.tracing.schemas import FiredOut, ModelUpdate, TraceOut
 from shared.auth import Identity
 from shared.db import utcnow
@@ -37,18 +37,25 @@ def is_historical(fact: IncidentReported, *, now: dt.datetime, after_h: float | 
     return after_h is not None and now - fact.occurred_at > dt.timedelta(hours=after_h)
 
 
-async def trace_incident(session: AsyncSession, *, outbox: Outbox, catalogue: Catalogue, index: Index,
-                         fact: IncidentReported, historical_after_h: float | None = 720) -> list[IssuedTask]:
-    """Trace an accident once: resolve its sources, fire the models, issue one task order per
-    (incident, model, entity). Deadlines count from now; back-filled historical incidents are traced and
-    recorded but send no task order (see docs/TRACING.md)."""
+async def trace_incident(session: AsyncSession, *, outbox: Outbox, mirror: Mirror, fact: IncidentReported,
+                         historical_after_h: float | None = 720) -> list[IssuedTask]:
+    """Trace an accident once: catch up with every replica's writes, resolve its sources, fire the models, issue
+    one task order per (incident, model, entity). Deadlines count from now; back-filled historical incidents are
+    traced and recorded but send no task order (see docs/TRACING.md).
+
+    The accident joins the replica's index at once, so the next incident of the same batch (one transaction)
+    counts it; if the transaction rolls back, it is taken out again.
+    """
     if fact.kind != "accident":
         return []
+    await mirror.catch_up(session)
     if await session.get(TracedIncident, fact.incident_id) is not None:
         return []  # already traced (e.g. the same incident re-published under a new envelope id)
     now = utcnow()
     sources = await registries.resolve(session, fact=fact)
-    result: Trace = trace(fact, sources=sources, index=index, catalogue=catalogue)
+    index = mirror.index
+    changes.touched(session, TracedIncident, undo=lambda: mirror.forget_unless_committed(fact.incident_id))
+    result: Trace = trace(fact, sources=sources, index=index, catalogue=mirror.models)
     historical = is_historical(fact, now=now, after_h=historical_after_h)
     accident = index.accidents[fact.incident_id]
     session.add(TracedIncident(
@@ -79,21 +86,6 @@ async def trace_incident(session: AsyncSession, *, outbox: Outbox, catalogue: Ca
             deadline_at=now + dt.timedelta(hours=model.deadline_h), reason=fired.reason,
         ), subject=task_id)
     return issued
-
-
-async def load_index(session: AsyncSession) -> Index:
-    """The index rebuilt from the database: every traced accident, open hazard and road section."""
-    index = Index()
-    stmt = select(TracedIncident.incident_id, TracedIncident.occurred_at, TracedIncident.lat, TracedIncident.lon,
-                  TracedIncident.junction, TracedIncident.persons, TracedIncident.operators, TracedIncident.villages)
-    for row in await session.execute(stmt):
-        index.add_accident(Accident(row[0], row[1].timestamp(), row[2], row[3], row[4], tuple(row[5]),
-                                    tuple(row[6]), tuple(row[7])))
-    for hazard in (await session.execute(select(HazardPoint).where(HazardPoint.status == "open"))).scalars():
-        index.put_hazard(registries.hazard_of(hazard), hazard_id=hazard.id)
-    for section in (await session.execute(select(RoadSection))).scalars():
-        index.put_section(registries.section_of(section), section_id=section.id)
-    return index
 
 
 # --- units (read copies) -----------------------------------------------------------------------
@@ -158,19 +150,6 @@ async def fired_on(session: AsyncSession, *, viewer: Identity, incident_id: str,
 
 # --- the catalogue -----------------------------------------------------------------------------
 
-async def load_catalogue(session: AsyncSession, *, shipped: Catalogue) -> Catalogue:
-    """The shipped catalogue with every model replaced by its latest saved revision, if newer."""
-    catalogue = shipped
-    rows = (await session.execute(select(ModelRevision).order_by(ModelRevision.model_id,
-                                                                 ModelRevision.version))).scalars()
-    latest: dict[str, ModelRevision] = {row.model_id: row for row in rows}
-    for model_id, row in latest.items():
-        current = catalogue.get(model_id)
-        if current is not None and row.version > current.version:
-            catalogue = catalogue.replaced(TracingModel.model_validate(row.body))
-    return catalogue
-
-
 async def update_model(session: AsyncSession, *, catalogue: Catalogue, model_id: str, change: ModelUpdate,
                        viewer: Identity) -> TracingModel:
     """Change a model: validated like the shipped file (its examples must still behave), saved as a new version."""
@@ -188,4 +167,5 @@ async def update_model(session: AsyncSession, *, catalogue: Catalogue, model_id:
         raise Invalid(f"model {model_id} not changed: {exc}") from exc
     session.add(ModelRevision(model_id=model.id, version=model.version, body=model.model_dump(mode="json"),
                               changed_by=viewer.username, changed_at=utcnow()))
+    changes.touched(session, ModelRevision)
     return model
