@@ -13,11 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deploy.cli_accounts import accounts
 from deploy.components import COMPONENTS, SERVICES, app_factory, migrations_dir, service_settings
 from deploy.natsd import PortTaken
 from deploy.supervisor import System
 
 cli = typer.Typer(help="jiaozhi: traffic–security integrated policing platform.", no_args_is_help=True)
+cli.add_typer(accounts, name="accounts")
 console = Console(stderr=True)
 
 

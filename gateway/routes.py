@@ -1,9 +1,7 @@
-"""Which upstream serves which public path, and what each role may do at the door."""
+"""Which upstream serves which public path (what each role may do is in policy.py)."""
 from __future__ import annotations
 
 import re
-
-from shared.auth import Identity
 
 # Ordered: the first match wins. Paths not listed are 404 at the gateway.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -16,9 +14,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/v1/(assessment|board|reports|activities|indicators)(:[a-z]+)?(/.*)?$", "assessment"),
 )
 
-_PLATFORM_WRITES = re.compile(
-    r"^/api/v1/(incidents|activities|persons|vehicles|enterprises|villages|road-sections|hazards)(:batch)?$")
-_PLATFORM_READS = re.compile(r"^/api/v1/incidents(/[^/]+)?$")
+_COMPILED = tuple((re.compile(p), name) for p, name in ROUTES)
 
 
 class Router:
@@ -33,10 +29,7 @@ class Router:
         return next((url for pattern, url in self.table if pattern.match(path)), None)
 
 
-def door_allows(identity: Identity, method: str, path: str) -> bool:
-    """Coarse role check at the gateway; services check jurisdiction again on every object."""
-    if identity.role == "platform":
-        if method == "POST":
-            return bool(_PLATFORM_WRITES.match(path))
-        return method == "GET" and bool(_PLATFORM_READS.match(path))
-    return True
+
+def service_of(path: str) -> str | None:
+    """The service a public path belongs to (by the routing table alone), or None."""
+    return next((name for pattern, name in _COMPILED if pattern.match(path)), None)

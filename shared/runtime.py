@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.auth import Identity, bearer, verify_token
+from shared.auth import Identity, bearer, verify_internal_token
 from shared.bus import Bus, Consumer, OutboxRelay, Subscription
 from shared.db import ensure_schema, make_engine, make_sessions, ping
 from shared.errors import install_problem_handlers
@@ -140,8 +140,9 @@ def runtime(request: Request) -> Runtime:
 
 
 async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
-    """The identity in the bearer token the gateway passed on; services trust nothing else."""
-    return verify_token(request.app.state.rt.settings, bearer(authorization))
+    """The identity in the internal token the gateway minted for this caller; services trust nothing else
+    (a public access token sent straight to a service is refused: wrong audience and type)."""
+    return verify_internal_token(request.app.state.rt.settings, bearer(authorization))
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

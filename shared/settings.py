@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     jwt_issuer: str = "jiaozhi-gateway"
     jwt_audience: str = "jiaozhi"
     token_ttl_s: int = 3600
+    refresh_ttl_s: int = Field(30 * 86400, description="refresh tokens (mobile app) live this long")
+    jwt_internal_audience: str = Field("jiaozhi-internal", description="audience of gateway→service tokens")
     identity_hash_key: SecretStr = SecretStr(DEMO_IDENTITY_KEY)
     timezone: str = "Asia/Shanghai"
     outbox_poll_s: float = Field(0.5, description="how often the relay looks for rows nobody announced")

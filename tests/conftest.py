@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from deploy.natsd import free_port, start_nats
-from shared.auth import Identity, issue_token
+from shared.auth import Identity, issue_internal_token
 from shared.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -109,6 +109,6 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def auth(settings: Settings, role: str, unit_id: str | None = None, username: str | None = None) -> dict[str, str]:
-    """An Authorization header for a role (as the gateway would issue it)."""
+    """An Authorization header for a role, as the gateway passes it on to a service (an internal token)."""
     identity = Identity(username=username or unit_id or role, role=role, unit_id=unit_id)  # type: ignore[arg-type]
-    return {"authorization": "Bearer " + issue_token(settings, identity)}
+    return {"authorization": "Bearer " + issue_internal_token(settings, identity)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse
 from deploy.natsd import free_port
 from gateway.app import create_app
 from gateway.config import GatewaySettings
+from shared.auth import Identity, verify_internal_token
 from shared.errors import PROBLEM
 from tests.conftest import serving
 
@@ -58,7 +60,8 @@ def echo_url() -> Iterator[str]:
 
 def _settings(**overrides: object) -> GatewaySettings:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: never touch the default service ports
-    values = {"environment": "test", "classification_url": dead, "tracing_url": dead, "dispatch_url": dead,
+    values = {"environment": "test", "database_url": f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='jz-gw-')}/gw.db",
+              "classification_url": dead, "tracing_url": dead, "dispatch_url": dead,
               "assessment_url": dead, "upstream_timeout_s": 5.0, "log_level": "WARNING"}
     return GatewaySettings(**(values | overrides))  # type: ignore[arg-type]
 
@@ -200,7 +203,10 @@ async def test_request_is_forwarded_to_its_upstream(echo_url: str) -> None:
     assert echoed["path"] == "/api/v1/echo/a/b"
     assert echoed["query"] == "x=1&y=two%20words&x=2"
     assert echoed["request_id"] == "req-abc-123"
-    assert echoed["authorization"] == headers["authorization"]
+    # the service gets a short-lived internal token for the same caller, never the caller's own token
+    assert echoed["authorization"] != headers["authorization"]
+    passed_on = verify_internal_token(settings, echoed["authorization"].removeprefix("Bearer "))
+    assert passed_on == Identity(username="command", role="command")
     assert echoed["host"] != "service"
     assert response.headers.get_list("x-request-id") == ["req-abc-123"]
     assert "x-internal" not in response.headers

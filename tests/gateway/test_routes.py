@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.routes import ROUTES, Router, door_allows
+from gateway.policy import door_allows, named_units, within_jurisdiction
+from gateway.routes import ROUTES, Router
 from shared.auth import Identity
 
 UPSTREAMS = {name: f"http://{name}.internal:9000" for name in ("classification", "tracing", "dispatch", "assessment")}
@@ -92,16 +93,17 @@ PLATFORM = Identity(username="platform", role="platform")
 @pytest.mark.parametrize(("method", "path"), [
     ("POST", "/api/v1/incidents"), ("POST", "/api/v1/incidents:batch"), ("POST", "/api/v1/activities"),
     ("POST", "/api/v1/persons"), ("POST", "/api/v1/hazards"), ("GET", "/api/v1/incidents"),
-    ("GET", "/api/v1/incidents/x"),
+    ("GET", "/api/v1/incidents/x"), ("GET", "/api/v1/persons"), ("POST", "/api/v1/activities:batch"),
 ])
-def test_platform_may_submit_and_read_incidents(method: str, path: str) -> None:
+def test_platform_may_submit_and_read_back(method: str, path: str) -> None:
     assert door_allows(PLATFORM, method, path)
 
 
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/api/v1/tasks"), ("POST", "/api/v1/units"), ("POST", "/api/v1/tasks"), ("GET", "/api/v1/board"),
     ("PUT", "/api/v1/incidents/x"), ("DELETE", "/api/v1/incidents/x"), ("PATCH", "/api/v1/incidents"),
-    ("POST", "/api/v1/incidents/x"), ("GET", "/api/v1/incidents/x/trace"), ("GET", "/api/v1/persons"),
+    ("POST", "/api/v1/incidents/x"), ("GET", "/api/v1/incidents/x/trace"), ("GET", "/api/v1/tasks/stream"),
+    ("POST", "/api/v1/personsx"), ("PUT", "/api/v1/tracing/models/P01"),
 ])
 def test_platform_is_refused_everything_else(method: str, path: str) -> None:
     assert not door_allows(PLATFORM, method, path)
@@ -109,7 +111,53 @@ def test_platform_is_refused_everything_else(method: str, path: str) -> None:
 
 @pytest.mark.parametrize("role", ["admin", "command", "squadron", "station"])
 @pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/api/v1/tasks"), ("POST", "/api/v1/units"), ("DELETE", "/api/v1/stations/s1"),
+    ("GET", "/api/v1/tasks"), ("POST", "/api/v1/tasks/t1/transitions"), ("GET", "/api/v1/stations/s1/score"),
 ])
-def test_other_roles_pass_the_door(role: str, method: str, path: str) -> None:
+def test_officers_pass_the_door_for_unlisted_routes(role: str, method: str, path: str) -> None:
     assert door_allows(Identity(username="u", role=role, unit_id="s1"), method, path)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("POST", "/api/v1/units", {"admin"}),
+    ("PUT", "/api/v1/tracing/models/P01", {"admin"}),
+    ("POST", "/api/v1/classification/runs", {"admin", "command"}),
+    ("PUT", "/api/v1/stations/s1/mode-override", {"admin", "command"}),
+    ("POST", "/api/v1/incidents", {"admin", "command", "platform"}),
+])
+def test_restricted_writes_admit_only_their_roles(method: str, path: str, allowed: set[str]) -> None:
+    for role in ("admin", "command", "squadron", "station", "platform"):
+        identity = Identity(username="u", role=role, unit_id="s1")  # type: ignore[arg-type]
+        assert door_allows(identity, method, path) == (role in allowed), role
+
+
+TREE = {"sq-a": "brigade", "ps-1": "sq-a", "ps-2": "sq-a", "ps-3": "sq-b", "sq-b": "brigade"}
+
+
+@pytest.mark.parametrize(("path", "query", "names"), [
+    ("/api/v1/stations/ps-1/score", "", ["ps-1"]),
+    ("/api/v1/tasks", "unit_id=ps-2&status=x", ["ps-2"]),
+    ("/api/v1/incidents", "station_id=ps-1&station_id=ps-3", ["ps-1", "ps-3"]),
+    ("/api/v1/incidents", "limit=5", []),
+    ("/api/v1/stations", "", []),
+])
+def test_named_units_are_read_from_path_and_filters(path: str, query: str, names: list[str]) -> None:
+    assert named_units(path, query) == names
+
+
+@pytest.mark.parametrize(("identity", "names", "inside"), [
+    (Identity(username="ps-1", role="station", unit_id="ps-1"), ["ps-1"], True),
+    (Identity(username="ps-1", role="station", unit_id="ps-1"), ["ps-2"], False),
+    (Identity(username="ps-1", role="station", unit_id="ps-1"), ["ps-1", "ps-2"], False),
+    (Identity(username="sq-a", role="squadron", unit_id="sq-a"), ["ps-1", "ps-2", "sq-a"], True),
+    (Identity(username="sq-a", role="squadron", unit_id="sq-a"), ["ps-3"], False),
+    (Identity(username="c", role="command"), ["ps-3"], True),
+    (Identity(username="ps-1", role="station", unit_id="ps-1"), [], True),
+])
+def test_jurisdiction_of_named_units(identity: Identity, names: list[str], inside: bool) -> None:
+    assert within_jurisdiction(identity, names, TREE) is inside
+
+
+def test_squadron_without_a_unit_tree_is_left_to_the_service() -> None:
+    squadron = Identity(username="sq-a", role="squadron", unit_id="sq-a")
+    assert within_jurisdiction(squadron, ["ps-3"], None)
+    assert not within_jurisdiction(Identity(username="ps-1", role="station", unit_id="ps-1"), ["ps-3"], None)

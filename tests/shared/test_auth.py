@@ -19,7 +19,8 @@ SETTINGS = Settings(environment="test", jwt_secret="a-test-secret-" + "x" * 64)
 def _claims(**overrides: object) -> dict:
     now = dt.datetime.now(dt.UTC)
     claims = {"sub": "alice", "role": "command", "unit_id": None, "iss": SETTINGS.jwt_issuer,
-              "aud": SETTINGS.jwt_audience, "iat": now, "exp": now + dt.timedelta(minutes=5)}
+              "aud": SETTINGS.jwt_audience, "iat": now, "exp": now + dt.timedelta(minutes=5), "typ": "access",
+              "jti": "j1"}
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not ...}
 

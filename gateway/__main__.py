@@ -1,0 +1,25 @@
+"""`python -m gateway`: the gateway under uvicorn with uvloop and httptools and `JIAOZHI_GATEWAY_WORKERS` processes.
+
+One gateway process is CPU-bound on one core (every forwarded request is parsed twice and sent twice); on
+a multi-core host several worker processes share the listening socket. Each worker keeps its own token
+cache, rate-limit buckets (documented: limits are per process) and upstream connection pool.
+"""
+from __future__ import annotations
+
+import os
+
+import uvicorn
+
+from shared.settings import DEFAULT_PORTS
+
+
+def main() -> None:
+    """Serve the gateway on JIAOZHI_HOST:JIAOZHI_PORT."""
+    workers = int(os.environ.get("JIAOZHI_GATEWAY_WORKERS", "1"))
+    uvicorn.run("gateway.app:create_app", factory=True, host=os.environ.get("JIAOZHI_HOST", "127.0.0.1"),
+                port=int(os.environ.get("JIAOZHI_PORT") or DEFAULT_PORTS["gateway"]), workers=workers,
+                loop="uvloop", http="httptools", log_config=None, access_log=False, timeout_graceful_shutdown=10)
+
+
+if __name__ == "__main__":
+    main()
