@@ -1,8 +1,12 @@
-"""`make bench`: the first slice end to end at a steady rate, on SQLite and PostgreSQL, with baselines.
+"""`make bench`: every benchmark, each with its baselines measured in the same run on the same machine.
 
-Baselines are measured in the same run on the same machine: a hello-world FastAPI endpoint called
-directly and through the gateway, and raw nats-py JetStream publish/consume. Results go to
-bench/results/latest.json; a short table is printed.
+- per service (`bench/<part>.py`, each with its own baseline): classification (40,000 stations),
+  tracing (engine with 100,000 stored incidents), dispatch (routing, transitions), assessment
+  (province re-scoring, score reads, board), gateway (the hop against a hello-world upstream);
+- end to end: incidents through the gateway at a steady rate until their task orders exist, on
+  SQLite and PostgreSQL, with raw nats-py JetStream publish/consume as the baseline.
+
+Results go to bench/results/latest.json; a short table is printed. `--parts` picks a subset.
 """
 from __future__ import annotations
 
@@ -14,21 +18,16 @@ import importlib
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench.load import closed_loop, incidents_to_tasks, raw_nats, token
-from deploy.components import ROOT
+from bench.load import incidents_to_tasks, raw_nats
 from deploy.demo import load_demo
 from deploy.natsd import free_port, free_port_block
 from deploy.supervisor import System
@@ -49,24 +48,6 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
-
-
-@contextlib.contextmanager
-def hello_upstream() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.hello:app", "--port", str(port),
-                             "--log-level", "warning", "--no-access-log"], cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/api/v1/hello").status_code == 200:
-                break
-        time.sleep(0.1)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 @contextlib.contextmanager
@@ -94,12 +75,13 @@ def pg_database() -> Iterator[str | None]:
         asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def bench_backend(backend: str, database_url: str, hello: str, args: argparse.Namespace) -> dict:
+def bench_backend(backend: str, database_url: str, args: argparse.Namespace) -> dict:
     """Start the whole system on one backend, load the demo, drive it, measure."""
     with tempfile.TemporaryDirectory(prefix="jz-bench-") as tmp:
         system = System.on_ports(Path(tmp), free_port_block(), free_port())
+        # the load comes from one platform client: measure the pipeline, not the per-caller rate limit
         system.env.update({"JIAOZHI_DATABASE_URL": database_url, "JIAOZHI_LOG_LEVEL": "WARNING",
-                           "JIAOZHI_EXTRA_ROUTES": json.dumps([["^/api/v1/hello$", hello]])})
+                           "JIAOZHI_RATE_PER_S": "0"})
         try:
             system.up()
             load_demo(system.url("gateway"), console=Console(quiet=True))
@@ -109,33 +91,11 @@ def bench_backend(backend: str, database_url: str, hello: str, args: argparse.Na
                                                  seconds=args.seconds))
             result = {"end_to_end": e2e}
             if backend == "sqlite":
-                result["gateway_hop"] = asyncio.run(gateway_hop(system.url("gateway"), hello, args))
                 result["raw_nats"] = asyncio.run(raw_nats(nats_url))
             result["peak_rss_mb"] = {name: peak_rss_mb(p.pid) for name, p in system.procs.items()}
             return result
         finally:
             system.down()
-
-
-async def gateway_hop(gateway: str, hello: str, args: argparse.Namespace) -> dict:
-    """The same hello endpoint direct and through the gateway (auth + route + forward)."""
-    import aiohttp
-
-    async with aiohttp.ClientSession() as http:
-        headers = {"authorization": "Bearer " + await token(http, gateway, "command")}
-    out = {}
-    for connections in (1, 32):
-        console.print(f"  hello-world, {connections} connection(s), direct and through the gateway…")
-        direct = await closed_loop(hello + "/api/v1/hello", connections=connections, seconds=args.hop_seconds,
-                                   headers=headers)
-        via = await closed_loop(gateway + "/api/v1/hello", connections=connections, seconds=args.hop_seconds,
-                                headers=headers)
-        out[f"c{connections}"] = {
-            "direct": direct, "gateway": via,
-            "added_p50_ms": round(via["p50_ms"] - direct["p50_ms"], 3),
-            "throughput_ratio": round(via["throughput_per_s"] / direct["throughput_per_s"], 3),
-        }
-    return out
 
 
 def machine() -> dict:
@@ -163,11 +123,6 @@ def print_table(results: dict) -> None:
                         ("POST p99 ms", ("end_to_end", "post_response", "p99_ms"))):
         table.add_row(label, cell("sqlite", *path), cell("postgres", *path))
     console.print(table)
-    hop = backends.get("sqlite", {}).get("gateway_hop")
-    if hop:
-        console.print(f"gateway hop: +{hop['c1']['added_p50_ms']} ms p50 (1 conn); "
-                      f"{hop['c32']['gateway']['throughput_per_s']}/s vs {hop['c32']['direct']['throughput_per_s']}/s "
-                      f"direct with 32 conns (ratio {hop['c32']['throughput_ratio']})")
     raw = backends.get("sqlite", {}).get("raw_nats")
     if raw:
         console.print(f"raw NATS: publish {raw['publish_one_by_one_per_s']}/s one by one, "
@@ -179,7 +134,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=100.0, help="incidents per second")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to offer load")
-    parser.add_argument("--hop-seconds", type=float, default=5.0, help="per gateway-hop measurement")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--parts", default=",".join(("end_to_end", *PARTS)),
                         help="end_to_end and/or the per-service benches: " + ", ".join(PARTS))
@@ -194,16 +148,15 @@ def main() -> None:
     if "end_to_end" not in parts:
         _write(results)
         return
-    with hello_upstream() as hello:
-        for backend in args.backends.split(","):
-            if backend == "sqlite":
-                results["backends"]["sqlite"] = bench_backend("sqlite", "", hello, args)
+    for backend in args.backends.split(","):
+        if backend == "sqlite":
+            results["backends"]["sqlite"] = bench_backend("sqlite", "", args)
+            continue
+        with pg_database() as url:
+            if url is None:
+                results["backends"]["postgres"] = {"skipped": f"PostgreSQL not reachable at {PG_ADMIN_DSN}"}
                 continue
-            with pg_database() as url:
-                if url is None:
-                    results["backends"]["postgres"] = {"skipped": f"PostgreSQL not reachable at {PG_ADMIN_DSN}"}
-                    continue
-                results["backends"]["postgres"] = bench_backend("postgres", url, hello, args)
+            results["backends"]["postgres"] = bench_backend("postgres", url, args)
     print_table(results)
     _write(results)
 

@@ -90,6 +90,11 @@ def _run_one(target: str) -> None:
 
     from shared.settings import DEFAULT_PORTS
 
+    if target == "gateway":  # uvloop, httptools and JIAOZHI_GATEWAY_WORKERS processes (gateway/__main__.py)
+        from gateway.__main__ import main
+
+        main()
+        return
     factory = app_factory(target)
     port = int(os.environ.get("JIAOZHI_PORT") or DEFAULT_PORTS[target])
     host = os.environ.get("JIAOZHI_HOST", "127.0.0.1")
