@@ -1,24 +1,34 @@
 """Classification at national scale: 40,000 stations' features in → modes stored → events out, on SQLite.
 
-Baselines in the same run: scikit-learn KMeans alone on the same scaled matrix (k=3, the same n_init).
+End to end twice, each against its own nats-server: with `sync_interval: always` (the embedded server's
+setting: every stored message fsynced before its ack) and with nats-server's default sync (flush every
+2 minutes; what a replicated 3-node cluster runs, durability coming from the R3 quorum).
+Baselines in the same run: scikit-learn KMeans alone on the same scaled matrix (k=3, the same n_init), and
+raw nats-py publishing to each server (one `js.publish` at a time, and `js.publish_async` pipelined).
 Run: `.venv/bin/python -m bench.classification`.
 """
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 import resource
+import socket
+import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import numpy as np
 from rich.console import Console
 from sklearn.cluster import KMeans
 from sqlalchemy import func, select
 
-from deploy.natsd import free_port, start_nats
+from deploy.natsd import free_port, nats_server_binary
 from services.classification.app import create_app
 from services.classification.classifier import CANONICAL_FEATURES, classify, scale
 from services.classification.config import ClassificationSettings
@@ -54,15 +64,59 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def _end_to_end(ids: list[str], values: np.ndarray, tmp: Path) -> dict[str, Any]:
+SYNCS = {"sync_always": "  sync_interval: always\n", "sync_default": ""}
+RAW_ONE_BY_ONE = 2000
+RAW_PIPELINED = 20_000
+
+
+def _start_nats(store: Path, sync: str) -> tuple[subprocess.Popen, int]:
+    """A JetStream nats-server on a free port with the given sync setting."""
+    store.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    nats = start_nats(tmp / "nats", port, log_file=tmp / "nats.log")
+    config = store / "nats-server.conf"
+    config.write_text(f'listen: "127.0.0.1:{port}"\njetstream {{\n  store_dir: "{store / "js"}"\n{SYNCS[sync]}}}\n',
+                      encoding="utf-8")
+    proc = subprocess.Popen([nats_server_binary(), "-c", str(config)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise TimeoutError("nats-server did not start")
+
+
+async def _raw_publish(url: str) -> dict[str, Any]:
+    """nats-py alone: events of the same size to a stream of their own, one by one, then pipelined."""
+    nc = await nats.connect(url, connect_timeout=10)
+    js = nc.jetstream(timeout=10)
+    await js.add_stream(name="RAWBENCH", subjects=["rawbench.>"], duplicate_window=600.0)
+    body = b"x" * 330  # about a StationClassified envelope
+    t0 = time.perf_counter()
+    for _ in range(RAW_ONE_BY_ONE):
+        await js.publish("rawbench.one", body, headers={"Nats-Msg-Id": uuid.uuid4().hex})
+    one = RAW_ONE_BY_ONE / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    futures = [await js.publish_async("rawbench.many", body, headers={"Nats-Msg-Id": uuid.uuid4().hex})
+               for _ in range(RAW_PIPELINED)]
+    await asyncio.gather(*futures)
+    many = RAW_PIPELINED / (time.perf_counter() - t0)
+    await nc.close()
+    return {"js_publish_one_at_a_time_per_s": round(one), "js_publish_async_per_s": round(many)}
+
+
+async def _end_to_end(ids: list[str], values: np.ndarray, tmp: Path, sync: str) -> dict[str, Any]:
+    nats_proc, port = _start_nats(tmp / "nats", sync)
     settings = ClassificationSettings(database_url=f"sqlite+aiosqlite:///{tmp / 'bench.db'}",
                                       nats_url=f"nats://127.0.0.1:{port}", data_dir=tmp, outbox_poll_s=0.1,
                                       log_level="WARNING")
     app = create_app(settings)
     headers = {"authorization": "Bearer " + issue_internal_token(settings, Identity(username="bench", role="admin"))}
     try:
+        raw = await _raw_publish(f"nats://127.0.0.1:{port}")
         async with app.router.lifespan_context(app):
             rt = app.state.rt
             async with rt.transaction() as session:  # setup, not timed: the stations dispatch would announce
@@ -83,18 +137,19 @@ async def _end_to_end(ids: list[str], values: np.ndarray, tmp: Path) -> dict[str
                     async with rt.sessions() as session:
                         if await OUTBOX.pending_count(session) == 0:
                             break
-                    await asyncio.sleep(0.02)
+                    await asyncio.sleep(0.05)
                 t3 = time.perf_counter()
             async with rt.sessions() as session:
                 moded = (await session.execute(select(func.count()).select_from(StationMode)
                                                .where(StationMode.mode.is_not(None)))).scalar_one()
             info = await rt.bus.js.stream_info("CLASSIFICATION")
     finally:
-        nats.terminate()
-        nats.wait(timeout=10)
-    return {"features_in_s": round(t1 - t0, 3), "run_s": round(t2 - t1, 3), "events_out_s": round(t3 - t2, 3),
+        nats_proc.terminate()
+        nats_proc.wait(timeout=10)
+    return {"nats": sync, "raw_nats_baseline": raw, "features_in_s": round(t1 - t0, 3), "run_s": round(t2 - t1, 3),
+            "events_out_s": round(t3 - t2, 3),
             "end_to_end_s": round(t3 - t0, 3), "modes_stored": int(moded), "events_on_stream": info.state.messages,
-            "sizes": run.json()["sizes"]}
+            "events_per_s": round(info.state.messages / (t3 - t2)), "sizes": run.json()["sizes"]}
 
 
 def run(console: Console) -> dict[str, Any]:
@@ -109,11 +164,17 @@ def run(console: Console) -> dict[str, Any]:
     KMeans(n_clusters=3, n_init=10, random_state=0).fit(x)
     sklearn_s = time.perf_counter() - t0
     console.print(f"classify() on {STATIONS:,} × 10: {clustering_s:.3f} s (sklearn KMeans alone {sklearn_s:.3f} s)")
-    with tempfile.TemporaryDirectory() as tmp:
-        e2e = asyncio.run(_end_to_end(ids, values, Path(tmp)))
-    console.print(f"end to end (CSV in → run → events relayed): {e2e}")
+    silhouette = result.silhouette
+    del result, rows, x  # the service starts from its own data: keep the bench's copies out of its heap
+    e2e = {}
+    for sync in SYNCS:
+        gc.collect()
+        with tempfile.TemporaryDirectory() as tmp:
+            e2e[sync] = asyncio.run(_end_to_end(ids, values, Path(tmp), sync))
+        console.print(f"end to end with nats {sync} (CSV in → run → events relayed): {e2e[sync]}")
     out = {"stations": STATIONS, "classify_s": round(clustering_s, 3), "baseline_sklearn_kmeans_s": round(sklearn_s, 3),
-           "silhouette_sampled": result.silhouette, "end_to_end": e2e, "peak_rss_mb": round(_peak_rss_mb(), 1)}
+           "silhouette_sampled": silhouette, "end_to_end": e2e, "peak_rss_mb": round(_peak_rss_mb(), 1),
+           "load_average_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
     console.print(f"peak RSS {out['peak_rss_mb']} MB")
     return out
 

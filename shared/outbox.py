@@ -1,15 +1,22 @@
 """The transactional outbox and the inbox of processed events, as tables in each service's database."""
 from __future__ import annotations
 
+import functools
 import json
+import os
+from collections.abc import Sequence
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.bulk import insert_many
 from shared.db import UTCDateTime, insert_ignoring_duplicates, utcnow
 from shared.events import Envelope, Fact
 from shared.observability import current_request_id
+
+MARK_CHUNK = 10_000  # seqs per UPDATE … IN (…): PostgreSQL takes at most 32,767 parameters
 
 
 def add_outbox_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -65,6 +72,40 @@ class Outbox:
         session.info["staged_events"] += 1
         return envelope
 
+    async def stage_many(self, session: AsyncSession, fact_type: type[Fact], payloads: Sequence[dict[str, Any]], *,
+                         subjects: Sequence[str | None] | None = None) -> list[str]:
+        """`stage` for many facts of one type in one INSERT; return their event ids in order.
+
+        The payloads are validated against the contract together (pydantic.ValidationError if any is
+        wrong; nothing is staged then), and each body is the envelope `stage` would write.
+        """
+        if subjects is not None and len(subjects) != len(payloads):
+            raise ValueError("one subject per payload")
+        if not payloads:
+            return []
+        adapter = _list_adapter(fact_type)
+        data = adapter.dump_python(adapter.validate_python(payloads), mode="json")
+        time = utcnow()
+        headers: dict[str, str] = {}
+        if rid := current_request_id():
+            headers["X-Request-ID"] = rid
+        stamp = Envelope(source=self.source, type=fact_type.subject, time=time, data={}).model_dump(mode="json")
+        encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        # the envelope's fields in Envelope's order, around each payload (as model_dump_json writes them)
+        head = '{"specversion":' + encode(stamp["specversion"]) + ',"id":"'
+        middle = '","source":' + encode(self.source) + ',"type":' + encode(fact_type.subject) + ',"subject":'
+        tail = (',"time":' + encode(stamp["time"]) + ',"datacontenttype":' + encode(stamp["datacontenttype"])
+                + ',"data":')
+        header_text = json.dumps(headers)
+        ids = uuid4_strings(len(data))
+        per_event = subjects if subjects is not None else [None] * len(data)
+        rows = [{"event_id": event_id, "body": head + event_id + middle + encode(subject) + tail + encode(item) + "}"}
+                for event_id, subject, item in zip(ids, per_event, data, strict=True)]
+        await insert_many(session, self.table, rows,
+                          constants={"subject": fact_type.subject, "headers": header_text, "created_at": time})
+        session.info["staged_events"] = session.info.get("staged_events", 0) + len(rows)
+        return ids
+
     async def claim_for(self, session: AsyncSession, *, consumer: str, event_id: str) -> bool:
         """Record the event as processed by `consumer`; False if it already was (a redelivery)."""
         stmt = insert_ignoring_duplicates(
@@ -82,9 +123,28 @@ class Outbox:
 
     async def mark_sent(self, session: AsyncSession, seqs: list[int]) -> None:
         """Mark published rows."""
-        await session.execute(update(self.table).where(self.table.c.seq.in_(seqs)).values(sent_at=utcnow()))
+        now = utcnow()
+        for i in range(0, len(seqs), MARK_CHUNK):
+            chunk = seqs[i:i + MARK_CHUNK]
+            await session.execute(update(self.table).where(self.table.c.seq.in_(chunk)).values(sent_at=now))
 
     async def pending_count(self, session: AsyncSession) -> int:
         """How many rows wait to be published."""
         stmt = select(func.count()).select_from(self.table).where(self.table.c.sent_at.is_(None))
         return int((await session.execute(stmt)).scalar_one())
+
+
+def uuid4_strings(n: int) -> list[str]:
+    """n random (version 4) UUIDs as text, like `str(uuid.uuid4())` but made together."""
+    import numpy as np  # only where events are staged by the ten thousand
+
+    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.tobytes().hex()
+    return [f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" for h in (text[i:i + 32] for i in range(0, 32 * n, 32))]
+
+
+@functools.cache
+def _list_adapter(fact_type: type[Fact]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[fact_type])  # type: ignore[valid-type]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from services.classification import runs, service
+from services.classification.classifier import paused_gc
 from services.classification.config import ClassificationSettings
 from services.classification.features import month_of
 from services.classification.models import (
@@ -74,9 +75,10 @@ async def import_features_csv(request: Request, rt: RuntimeDep, who: CallerDep) 
     except UnicodeDecodeError as exc:
         raise Invalid("the CSV must be UTF-8") from exc
     settings: ClassificationSettings = rt.settings  # type: ignore[assignment]
-    sets = await asyncio.to_thread(service.parse_features_csv, text, max_rows=settings.max_csv_rows)
-    async with rt.transaction() as session:
-        return await service.import_features(session, sets=sets)
+    with paused_gc():  # tens of thousands of small dicts: no cycles to find, only time to lose
+        sets = await asyncio.to_thread(service.parse_features_csv, text, max_rows=settings.max_csv_rows)
+        async with rt.transaction() as session:
+            return await service.import_features(session, sets=sets)
 
 
 @router.post("/classification/runs", response_model=RunOut, status_code=201, tags=["classification"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -11,7 +11,7 @@ from sklearn.metrics import adjusted_rand_score
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.classification.classifier import MappingRule, Result, classify
+from services.classification.classifier import MappingRule, Result, classify, paused_gc
 from services.classification.config import ClassificationSettings
 from services.classification.features import features_from_tallies, month_of
 from services.classification.models import (
@@ -28,10 +28,10 @@ from services.classification.models import (
 )
 from services.classification.service import check_features, tallies_in_window
 from shared.auth import Identity
+from shared.bulk import insert_many
 from shared.db import utcnow
 from shared.errors import Conflict, Invalid, NotFound
-from shared.events import Envelope, StationClassified
-from shared.observability import current_request_id
+from shared.events import StationClassified
 from shared.outbox import Outbox
 from shared.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
 
@@ -55,10 +55,13 @@ async def _gather(session: AsyncSession, period: str | None, timezone: str) -> G
     if period is None:
         period = (await session.execute(select(func.max(StationFeatureSet.period)))).scalar()
         period = period or month_of(utcnow(), timezone)
-    imported = {r.station_id: r.features for r in (await session.execute(
-        select(StationFeatureSet).where(StationFeatureSet.period == period))).scalars()}
+    feature_sets = StationFeatureSet.__table__
+    imported = dict((await session.execute(select(feature_sets.c.station_id, feature_sets.c.features)
+                                           .where(feature_sets.c.period == period))).all())
     tallies = await tallies_in_window(session, period=period)
-    stations = (await session.execute(select(Station).order_by(Station.id))).scalars().all()
+    table = Station.__table__
+    stations = (await session.execute(select(table.c.id, table.c.population, table.c.area_km2)
+                                      .order_by(table.c.id))).all()
     ids, rows, skipped = [], [], []
     sources = {"import": 0, "events": 0}
     for station in stations:
@@ -136,11 +139,12 @@ async def start_run(session: AsyncSession, *, outbox: Outbox, data: RunIn, setti
                       assignments_total=len(result.assignments))
     if data.stations:
         raise Invalid("inline `stations` are only for dry runs; import features to classify for real")
-    gathered = await _gather(session, data.period, settings.timezone)
-    previous, before = await _previous(session)
-    result = await _classify(gathered, settings, scaling, data.k, previous, before)
-    return await _store(session, outbox=outbox, gathered=gathered, result=result, k=data.k, who=who,
-                        previous=previous, before=before)
+    with paused_gc():  # tens of thousands of rows, dicts and events: no cycles to find, only time to lose
+        gathered = await _gather(session, data.period, settings.timezone)
+        previous, before = await _previous(session)
+        result = await _classify(gathered, settings, scaling, data.k, previous, before)
+        return await _store(session, outbox=outbox, gathered=gathered, result=result, k=data.k, who=who,
+                            previous=previous, before=before)
 
 
 async def _store(session: AsyncSession, *, outbox: Outbox, gathered: Gathered, result: Result, k: int,
@@ -148,37 +152,18 @@ async def _store(session: AsyncSession, *, outbox: Outbox, gathered: Gathered, r
     now = utcnow()
     version = (previous.version if previous else 0) + 1
     run_id = f"run-{uuid.uuid4().hex[:12]}"
-    states = {s.station_id: s for s in (await session.execute(select(StationMode))).scalars()}
     mode_table = StationMode.__table__
-    new_states, updated_states, assignment_rows, events, changed = [], [], [], [], []
-    for a in result.assignments:
-        state = states.get(a.station_id)
-        old_mode = state.mode if state else None
-        override = state.override_mode if state else None
-        in_force = override or a.mode
-        if state is None:
-            new_states.append({"station_id": a.station_id, "model_mode": a.mode, "run_id": run_id, "mode": in_force,
-                               "updated_at": now})
-        else:
-            updated_states.append({"b_id": a.station_id, "model_mode": a.mode, "run_id": run_id, "mode": in_force,
-                                   "updated_at": now})
-        assignment_rows.append({
-            "run_id": run_id, "station_id": a.station_id, "mode": a.mode, "cluster": a.cluster,
-            "distance": a.distance, "margin": a.margin, "outlier": a.outlier, "previous_mode": before.get(a.station_id),
-            "mode_in_force": in_force, "distinctive": [dataclasses.asdict(d) for d in a.distinctive]})
-        if in_force != old_mode:
-            changed.append({"station_id": a.station_id, "from": old_mode, "to": in_force})
-            events.append(StationClassified(station_id=a.station_id, mode=in_force, previous_mode=old_mode,
-                                            source="override" if override else "model", run_id=run_id))
-    if new_states:
-        await session.execute(mode_table.insert(), new_states)
+    states = {r.station_id: r for r in (await session.execute(
+        select(mode_table.c.station_id, mode_table.c.mode, mode_table.c.override_mode))).all()}
+    new_states, updated_states, assignment_rows, events, changed = _rows(result, states, before, run_id, now)
+    await insert_many(session, mode_table, new_states, constants={"updated_at": now})
     if updated_states:
         await session.execute(update(mode_table).where(mode_table.c.station_id == bindparam("b_id"))
                               .values(model_mode=bindparam("model_mode"), run_id=bindparam("run_id"),
                                       mode=bindparam("mode"), updated_at=bindparam("updated_at"))
                               .execution_options(synchronize_session=False), updated_states)
-    await session.execute(RunAssignment.__table__.insert(), assignment_rows)
-    await _stage_all(session, outbox, events)
+    await insert_many(session, RunAssignment.__table__, assignment_rows, constants={"run_id": run_id})
+    await outbox.stage_many(session, StationClassified, events, subjects=[e["station_id"] for e in events])
     diff = _diff(previous.id if previous else None, before, result)
     fields = _result_fields(result)
     summary = fields | {"skipped": gathered.skipped, "feature_sources": gathered.sources,
@@ -200,6 +185,31 @@ async def _store(session: AsyncSession, *, outbox: Outbox, gathered: Gathered, r
                   if len(page) > FIRST_PAGE else None)
 
 
+def _rows(result: Result, states: dict[str, Any], before: dict[str, str], run_id: str,
+          now: dt.datetime) -> tuple[list[dict[str, Any]], ...]:
+    """Rows for a run: new and updated station modes, assignments, event payloads, and the changes."""
+    new_states, updated_states, assignment_rows, events, changed = [], [], [], [], []
+    for a in result.assignments:
+        state = states.get(a.station_id)
+        old_mode = state.mode if state else None
+        override = state.override_mode if state else None
+        in_force = override or a.mode
+        if state is None:
+            new_states.append({"station_id": a.station_id, "model_mode": a.mode, "run_id": run_id, "mode": in_force})
+        else:
+            updated_states.append({"b_id": a.station_id, "model_mode": a.mode, "run_id": run_id, "mode": in_force,
+                                   "updated_at": now})
+        assignment_rows.append({
+            "station_id": a.station_id, "mode": a.mode, "cluster": a.cluster,
+            "distance": a.distance, "margin": a.margin, "outlier": a.outlier, "previous_mode": before.get(a.station_id),
+            "mode_in_force": in_force, "distinctive": a.distinctive})
+        if in_force != old_mode:
+            changed.append({"station_id": a.station_id, "from": old_mode, "to": in_force})
+            events.append({"station_id": a.station_id, "mode": in_force, "previous_mode": old_mode,
+                           "source": "override" if override else "model", "run_id": run_id})
+    return new_states, updated_states, assignment_rows, events, changed
+
+
 def _diff(previous_id: str | None, before: dict[str, str], result: Result) -> RunDiff:
     now = {a.station_id: a.mode for a in result.assignments}
     if previous_id is None:
@@ -209,22 +219,6 @@ def _diff(previous_id: str | None, before: dict[str, str], result: Result) -> Ru
     ari = float(adjusted_rand_score([before[s] for s in common], [now[s] for s in common])) if common else None
     return RunDiff(previous_run_id=previous_id, moved=moved, added=sorted(set(now) - set(before)),
                    removed=sorted(set(before) - set(now)), adjusted_rand_index=ari)
-
-
-async def _stage_all(session: AsyncSession, outbox: Outbox, facts: list[StationClassified]) -> None:
-    """`Outbox.stage` for many facts in one statement (a run may move tens of thousands of stations)."""
-    if not facts:
-        return
-    headers = json.dumps({"X-Request-ID": rid} if (rid := current_request_id()) else {})
-    now = utcnow()
-    rows = []
-    for fact in facts:
-        envelope = Envelope(source=outbox.source, type=fact.subject, subject=fact.station_id, time=now,
-                            data=fact.model_dump(mode="json"))
-        rows.append({"event_id": envelope.id, "subject": fact.subject, "body": envelope.model_dump_json(),
-                     "headers": headers, "created_at": now})
-    await session.execute(outbox.table.insert(), rows)
-    session.info["staged_events"] = session.info.get("staged_events", 0) + len(rows)
 
 
 async def get_run(session: AsyncSession, *, run_id: str, limit: int = FIRST_PAGE, cursor: str | None = None) -> RunOut:

@@ -32,6 +32,7 @@ from services.classification.models import (
     StationTally,
 )
 from shared.auth import Identity
+from shared.bulk import insert_many
 from shared.db import utcnow
 from shared.errors import Invalid, NotFound
 from shared.events import ActivityRecorded, IncidentReported, StationClassified, UnitUpserted
@@ -105,12 +106,10 @@ async def _store_feature_sets(session: AsyncSession, sets: dict[tuple[str, str],
             rows = await session.execute(select(table.c.station_id, table.c.features).where(
                 table.c.period == period, table.c.station_id.in_(chunk)))
             existing.update({(sid, period): values for sid, values in rows})
-    new = [{"station_id": s, "period": p, "features": v, "updated_at": now}
-           for (s, p), v in sets.items() if (s, p) not in existing]
+    new = [{"station_id": s, "period": p, "features": v} for (s, p), v in sets.items() if (s, p) not in existing]
     changed = [{"b_station_id": s, "b_period": p, "features": existing[(s, p)] | v, "updated_at": now}
                for (s, p), v in sets.items() if (s, p) in existing]
-    if new:
-        await session.execute(table.insert(), new)
+    await insert_many(session, table, new, constants={"updated_at": now})
     if changed:
         await session.execute(update(table).where(table.c.station_id == bindparam("b_station_id"),
                                                   table.c.period == bindparam("b_period"))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -334,3 +335,114 @@ async def test_a_durable_created_by_an_older_release_gets_the_new_subject_filter
         await eventually(lambda: seen == ["i-1"], what="the incident under the new filter")
     info = await world.bus.js.consumer_info(STREAM, "probe-on-dispatch")
     assert sorted(info.config.filter_subjects or []) == sorted([SUBJECT, IncidentReported.subject])
+
+
+# --- staging many and the pipelined relay ---------------------------------------------------------
+
+async def stream_subjects_and_ids(world: World) -> list[tuple[str, str]]:
+    """(Envelope subject, Nats-Msg-Id) of every message in the stream, in stream order."""
+    assert world.bus.js is not None
+    out = []
+    for seq in range(1, await world.stream_messages() + 1):
+        msg = await world.bus.js.get_msg(STREAM, seq)
+        assert msg.headers is not None
+        out.append((Envelope.model_validate_json(msg.data).subject or "", msg.headers["Nats-Msg-Id"]))
+    return out
+
+
+async def test_stage_many_writes_the_envelopes_stage_would_and_the_relay_sends_them_in_order(world: World) -> None:
+    units = [f"ps-{i:03d}" for i in range(60)]
+    async with world.sessions() as session, session.begin():
+        ids = await world.outbox.stage_many(session, UnitUpserted, [fact(u).model_dump() for u in units],
+                                            subjects=units)
+        single = await world.outbox.stage(session, fact("ps-last"), subject="ps-last")
+        assert session.info["staged_events"] == 61
+        bodies = (await session.execute(select(world.outbox.table.c.body).order_by(world.outbox.table.c.seq))).scalars()
+    for body in bodies:  # byte for byte what Envelope.model_dump_json writes
+        assert Envelope.model_validate_json(body).model_dump_json() == body
+    relay = OutboxRelay(world.bus, world.sessions, world.outbox, metrics=world.metrics, batch=25, in_flight=4)
+
+    assert [await relay.relay_once() for _ in range(4)] == [25, 25, 11, 0]
+
+    assert await stream_subjects_and_ids(world) == list(zip(units + ["ps-last"], ids + [single.id], strict=True))
+    assert world.bus.js is not None
+    first = Envelope.model_validate_json((await world.bus.js.get_msg(STREAM, 1)).data)
+    assert (first.source, first.type, first.id) == ("test/bus", SUBJECT, ids[0])
+    assert len(set(ids)) == 60 and all(uuid.UUID(i).version == 4 for i in ids)
+    assert UnitUpserted.model_validate(first.data) == fact(units[0])
+    async with world.sessions() as session:
+        assert await world.outbox.pending_count(session) == 0
+
+
+async def test_stage_many_stages_nothing_when_a_payload_breaks_the_contract(world: World) -> None:
+    payloads = [fact("ps-ok").model_dump(), {"unit_id": "ps-bad", "kind": "station"}]  # no name
+    with pytest.raises(ValidationError):
+        async with world.sessions() as session, session.begin():
+            await world.outbox.stage_many(session, UnitUpserted, payloads)
+    assert await world.count(world.outbox.table) == 0
+
+
+async def test_a_failed_publish_leaves_only_its_row_unsent_and_the_others_go_out_once(world: World) -> None:
+    async with world.sessions() as session, session.begin():
+        ids = await world.outbox.stage_many(session, UnitUpserted, [fact(f"ps-{i}").model_dump() for i in range(5)],
+                                            subjects=[f"ps-{i}" for i in range(5)])
+        # a row no stream takes: its publish fails (no responders) while the rows around it succeed
+        await session.execute(world.outbox.table.update().where(world.outbox.table.c.event_id == ids[2])
+                              .values(subject="nostream.lost"))
+    relay = OutboxRelay(world.bus, world.sessions, world.outbox, metrics=world.metrics, in_flight=2)
+
+    assert await relay.relay_once() == 4
+    assert await relay.relay_once() == 0  # still failing: stays unsent, nothing published twice
+
+    assert [i for _, i in await stream_subjects_and_ids(world)] == ids[:2] + ids[3:]
+    async with world.sessions() as session:
+        unsent = (await session.execute(select(world.outbox.table.c.event_id)
+                                        .where(world.outbox.table.c.sent_at.is_(None)))).scalars().all()
+    assert unsent == [ids[2]]
+    assert world.metrics.registry.get_sample_value("events_published_total", {"subject": SUBJECT}) == 4
+
+
+async def test_publishes_without_an_ack_count_as_failed_and_stay_unsent(world: World,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with world.sessions() as session, session.begin():
+        await world.outbox.stage_many(session, UnitUpserted, [fact(f"ps-{i}").model_dump() for i in range(3)])
+    assert world.bus.js is not None
+
+    async def never_acked(*args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()  # the broker took it but no ack ever comes
+
+    monkeypatch.setattr(world.bus.js, "publish_async", never_acked)
+    relay = OutboxRelay(world.bus, world.sessions, world.outbox, metrics=world.metrics, ack_timeout_s=0.2)
+
+    assert await relay.relay_once() == 0
+
+    async with world.sessions() as session:
+        assert await world.outbox.pending_count(session) == 3
+
+
+async def test_the_database_is_free_for_other_work_while_the_relay_waits_for_acks(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with world.sessions() as session, session.begin():
+        await world.outbox.stage(session, fact("ps-waiting"))
+    assert world.bus.js is not None
+    acks: list[asyncio.Future[Any]] = []
+
+    async def held(*args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        acks.append(asyncio.get_running_loop().create_future())  # the ack comes when the test says so
+        return acks[-1]
+
+    monkeypatch.setattr(world.bus.js, "publish_async", held)
+    relay = OutboxRelay(world.bus, world.sessions, world.outbox, metrics=world.metrics, ack_timeout_s=10)
+    task = asyncio.create_task(relay.relay_once())
+    await eventually(lambda: len(acks) == 1, what="the publish to be sent")
+
+    start = time.monotonic()
+    async with world.sessions() as session, session.begin():  # a use case committing meanwhile
+        await world.outbox.stage(session, fact("ps-meanwhile"))
+    assert time.monotonic() - start < 2, "a write waited for the relay's acks"
+    assert not task.done()
+
+    acks[0].set_result(None)
+    assert await task == 1
+    async with world.sessions() as session:
+        assert await world.outbox.pending_count(session) == 1  # the row staged meanwhile waits for the next pass
