@@ -172,6 +172,7 @@ class TaskChanged(Fact):
     at: dt.datetime
     deadline_at: dt.datetime | None = None
     note: str = ""
+    previous_unit_id: str | None = None  # reassign: the unit the order moved away from
 
 
 class IncidentDispatched(Fact):

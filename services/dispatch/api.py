@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -11,8 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from services.dispatch import rates, routing, service, tasks
-from services.dispatch.areas import AreaIndex
+from services.dispatch import directory, rates, routing, service, tasks
 from services.dispatch.models import (
     ArrivalIn,
     ArrivalRatesOut,
@@ -39,16 +37,6 @@ router = APIRouter(prefix="/api/v1")
 BATCH_MAX = 1000
 
 
-async def area_index(rt: Runtime) -> AreaIndex:
-    """This replica's area index, rebuilt when older than `area_cache_s` or after a local change."""
-    cached = rt.state.get("areas")
-    if cached is None or time.monotonic() - cached[1] > rt.settings.area_cache_s:
-        async with rt.sessions() as session:
-            cached = (await service.load_area_index(session), time.monotonic())
-        rt.state["areas"] = cached
-    return cached[0]
-
-
 def _admin(who: Identity) -> None:
     if who.role != "admin":
         raise Forbidden("only an admin may change units or the routing table")
@@ -63,7 +51,6 @@ async def upsert_units(units: list[UnitIn] | UnitIn, rt: RuntimeDep, who: Caller
     batch = units if isinstance(units, list) else [units]
     async with rt.transaction() as session:
         saved = await service.upsert_units(session, outbox=rt.outbox, units=batch)
-    rt.state.pop("areas", None)
     return [UnitOut.model_validate(u) for u in saved]
 
 
@@ -80,7 +67,6 @@ async def import_units(request: Request, rt: RuntimeDep, who: CallerDep) -> list
     units = service.units_from_geojson(_json_body(await request.body()))
     async with rt.transaction() as session:
         saved = await service.upsert_units(session, outbox=rt.outbox, units=units)
-    rt.state.pop("areas", None)
     return [UnitOut.model_validate(u) for u in saved]
 
 
@@ -125,13 +111,13 @@ async def report_incident(data: IncidentIn, rt: RuntimeDep, who: CallerDep, resp
 
 async def _store(rt: Runtime, who: Identity, items: list[IncidentIn]) -> list[tuple[Any, bool]]:
     """Store incidents in one transaction; if a concurrent request won a race on an external_id, one by one."""
-    areas = await area_index(rt)
-    kwargs = dict(outbox=rt.outbox, areas=areas, identity_key=rt.settings.identity_hash_key.get_secret_value(),
+    kwargs = dict(outbox=rt.outbox, identity_key=rt.settings.identity_hash_key.get_secret_value(),
                   reporter=who.username)
     try:
         async with rt.transaction() as session:
             table = (await routing.in_force(rt.state, session, ttl_s=rt.settings.area_cache_s))[1]
-            return await service.report_incidents(session, items=items, routing=table, **kwargs)
+            units = await directory.current(rt.state, session)
+            return await service.report_incidents(session, items=items, routing=table, directory=units, **kwargs)
     except IntegrityError:
         if len(items) > 1:
             return [result for data in items for result in await _store(rt, who, [data])]
@@ -331,10 +317,10 @@ async def get_task(task_id: str, rt: RuntimeDep, who: CallerDep) -> TaskOut:
              responses={409: {"description": "the action is not allowed from the current status"}})
 async def transition_task(task_id: str, data: TransitionIn, rt: RuntimeDep, who: CallerDep) -> TaskOut:
     """One step of the loop: accept, start, complete_milestone, submit, verify, return or reassign."""
-    async with rt.transaction() as session:
-        await tasks.transition(session, outbox=rt.outbox, viewer=who, task_id=task_id, data=data)
-    async with rt.sessions() as session:
-        return await tasks.get_task(session, viewer=who, task_id=task_id)
+    async with rt.transaction() as session:  # one transaction: the step, then the history it completes
+        task = await tasks.transition(session, outbox=rt.outbox, viewer=who, task_id=task_id, data=data)
+        history = await tasks.history_of(session, task_id)
+    return tasks.task_out(task, history)
 
 
 @router.post("/tasks:bulk", response_model=BulkOut, tags=["tasks"])

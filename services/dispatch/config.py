@@ -17,7 +17,8 @@ class DispatchSettings(ServiceSettings):
     component: ClassVar[str] = "dispatch"
     own_database_url: str | None = Field(None, validation_alias="JIAOZHI_DISPATCH_DATABASE_URL")
     routing_table: Path = Field(HERE / "routing.json", validation_alias="JIAOZHI_DISPATCH_ROUTING_TABLE")
-    area_cache_s: float = Field(5.0, description="how long a replica trusts its in-memory area index")
+    area_cache_s: float = Field(
+        5.0, description="how long a replica trusts its cached routing table (units follow the directory revision)")
     scheduler_interval_s: float = Field(5.0, description="how often each replica checks deadlines")
     escalation_grace_s: float = Field(
         3600.0, description="how long an order stays overdue before it is escalated to the unit's supervisor")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch import routing, service, tasks
+from services.dispatch import directory, routing, service, tasks
 from shared.bus import Subscription
 from shared.events import Envelope, StationClassified, TaskOrderGenerated
 from shared.runtime import Runtime
@@ -14,10 +14,12 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
 
     async def on_task_generated(session: AsyncSession, fact: TaskOrderGenerated, _: Envelope) -> None:
         version, table = await routing.in_force(rt.state, session, ttl_s=rt.settings.area_cache_s)
-        await tasks.receive_task_order(session, outbox=rt.outbox, fact=fact, routing=table, routing_version=version)
+        units = await directory.current(rt.state, session)  # one revision check per transaction
+        await tasks.receive_task_order(session, outbox=rt.outbox, fact=fact, routing=table, routing_version=version,
+                                       directory=units)
 
     async def on_station_classified(session: AsyncSession, fact: StationClassified, _: Envelope) -> None:
-        await service.apply_classification(session, fact=fact)
+        await service.apply_classification(session, fact=fact)  # bumps the directory revision: next order follows
 
     return [
         Subscription("dispatch", "tracing", {TaskOrderGenerated: on_task_generated}),

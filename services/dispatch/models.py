@@ -119,6 +119,19 @@ class RoutingVersion(Table, table=True):
     created_at: dt.datetime = timestamp_field(nullable=False)
 
 
+class DirectoryRevision(Table, table=True):
+    """One row counting changes to units (`units`) and to station areas (`areas`).
+
+    Bumped in the transaction of every such change; replicas compare it with the revision of their
+    in-memory unit directory (services/dispatch/directory.py) before routing.
+    """
+
+    __tablename__ = "directory_revision"
+    id: int = Field(primary_key=True)
+    units: int = 1
+    areas: int = 1
+
+
 OUTBOX = Outbox(*add_outbox_tables(metadata), source="jiaozhi/dispatch")
 
 

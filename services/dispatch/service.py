@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch.areas import AreaIndex, parse_area
+from services.dispatch import directory as unit_directory
+from services.dispatch.areas import parse_area
+from services.dispatch.directory import Directory
 from services.dispatch.models import (
     Incident,
     IncidentIn,
@@ -23,6 +26,7 @@ from shared.auth import Identity
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.events import (
+    Fact,
     IncidentArrived,
     IncidentDispatched,
     IncidentReported,
@@ -36,6 +40,7 @@ from shared.outbox import Outbox
 from shared.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from shared.privacy import hash_identity, mask_identity
 
+INCIDENTS = Incident.__table__
 ARRIVAL_THRESHOLD_S = 300  # the 5-minute arrival rate counts arrivals at most this long after dispatch
 
 # --- units -------------------------------------------------------------------------------------
@@ -62,6 +67,7 @@ async def upsert_units(session: AsyncSession, *, outbox: Outbox, units: list[Uni
         await outbox.stage(session, UnitUpserted(
             unit_id=unit.id, name=unit.name, kind=data.kind, parent_id=unit.parent_id, area_type=data.area_type,
             population=unit.population, area_km2=unit.area_km2), subject=unit.id)
+    await unit_directory.bump(session, areas=True)
     return saved
 
 
@@ -109,12 +115,6 @@ def station_out(unit: Unit) -> StationOut:
                       mode_source=unit.mode_source)
 
 
-async def load_area_index(session: AsyncSession) -> AreaIndex:
-    """Build the spatial index over every station's area."""
-    rows = await session.execute(select(Unit.id, Unit.area).where(Unit.kind == "station", Unit.area.is_not(None)))
-    return AreaIndex.build({row.id: row.area for row in rows})
-
-
 async def apply_classification(session: AsyncSession, *, fact: StationClassified) -> None:
     """Keep the read copy of a station's mode; new work follows it, open work stays."""
     unit = await session.get(Unit, fact.station_id)
@@ -122,26 +122,7 @@ async def apply_classification(session: AsyncSession, *, fact: StationClassified
         return  # a station dispatch does not know (yet): nothing to route there
     unit.mode, unit.mode_source, unit.updated_at = fact.mode, fact.source, utcnow()
     session.add(unit)
-
-
-async def unit_of_kind(session: AsyncSession, kind: str) -> Unit | None:
-    """The first unit of a kind (by id), e.g. the case squadron."""
-    return (await session.execute(select(Unit).where(Unit.kind == kind).order_by(Unit.id).limit(1))).scalar()
-
-
-async def resolve_target(session: AsyncSession, station: Unit, target: str) -> tuple[str, str]:
-    """Turn a target kind into a unit id near the station, with a note when it had to fall back."""
-    if target == "station":
-        return station.id, ""
-    if target == "squadron":
-        parent = await session.get(Unit, station.parent_id) if station.parent_id else None
-        if parent is not None and parent.kind == "squadron":
-            return parent.id, ""
-        return station.id, f"; station {station.id} has no traffic squadron, kept at the station"
-    unit = await unit_of_kind(session, target)
-    if unit is not None:
-        return unit.id, ""
-    return station.id, f"; no {target} exists, kept at the station"
+    await unit_directory.bump(session, areas=False)  # every replica's next order sees the new mode
 
 
 # --- incidents ---------------------------------------------------------------------------------
@@ -161,41 +142,57 @@ async def find_incident(session: AsyncSession, *, external_id: str) -> Incident 
     return (await session.execute(select(Incident).where(Incident.external_id == external_id))).scalar()
 
 
-async def report_incidents(session: AsyncSession, *, outbox: Outbox, items: list[IncidentIn], areas: AreaIndex,
+async def report_incidents(session: AsyncSession, *, outbox: Outbox, items: list[IncidentIn], directory: Directory,
                            routing: RoutingTable, identity_key: str,
                            reporter: str) -> list[tuple[Incident, bool]]:
     """Receive incidents (idempotent on external_id, also within the list): place, dispatch, announce each.
 
-    Returns (incident, created) per item, in order. One query finds those already received.
+    Returns (incident, created) per item, in order. One query finds those already received; the new
+    ones go in with one INSERT, and their events with one INSERT per event type (reported, dispatched,
+    arrived: in that order, so each incident's events keep their order on the stream).
     """
     wanted = {data.external_id for data in items}
     known = {i.external_id: i for i in (await session.execute(
         select(Incident).where(Incident.external_id.in_(wanted)))).scalars()}
-    results = []
+    results, new = [], []
     for data in items:
         if data.external_id in known:
             results.append((known[data.external_id], False))
             continue
-        incident = await _receive(session, outbox=outbox, data=data, areas=areas, routing=routing,
-                                  identity_key=identity_key, reporter=reporter)
-        known[data.external_id] = incident
-        results.append((incident, True))
+        received = _receive(data, directory=directory, routing=routing, identity_key=identity_key,
+                            reporter=reporter)
+        known[data.external_id] = received.incident
+        new.append(received)
+        results.append((received.incident, True))
+    if new:
+        await session.execute(insert(INCIDENTS), [{c: getattr(r.incident, c) for c in INCIDENTS.c.keys()} for r in new])
+        for fact_type in (IncidentReported, IncidentDispatched, IncidentArrived):
+            facts = [fact for r in new for fact in r.facts if type(fact) is fact_type]
+            if facts:
+                await outbox.stage_many(session, fact_type, facts, subjects=[f.incident_id for f in facts])
     return results
 
 
-async def report_incident(session: AsyncSession, *, outbox: Outbox, data: IncidentIn, areas: AreaIndex,
+async def report_incident(session: AsyncSession, *, outbox: Outbox, data: IncidentIn, directory: Directory,
                           routing: RoutingTable, identity_key: str, reporter: str) -> tuple[Incident, bool]:
     """Receive one incident: place it, dispatch it, announce it. Returns (incident, created)."""
-    [result] = await report_incidents(session, outbox=outbox, items=[data], areas=areas, routing=routing,
+    [result] = await report_incidents(session, outbox=outbox, items=[data], directory=directory, routing=routing,
                                       identity_key=identity_key, reporter=reporter)
     return result
 
 
-async def _receive(session: AsyncSession, *, outbox: Outbox, data: IncidentIn, areas: AreaIndex,
-                   routing: RoutingTable, identity_key: str, reporter: str) -> Incident:
+@dataclass
+class _Received:
+    incident: Incident
+    facts: list[Fact]
+
+
+def _receive(data: IncidentIn, *, directory: Directory, routing: RoutingTable, identity_key: str,
+             reporter: str) -> _Received:
+    """Place and dispatch one incident in memory (no database access): the row and its events."""
     now = utcnow()
     parties = [_party_facts(p, identity_key) for p in data.parties]
-    station_id = areas.locate(data.location.lat, data.location.lon)
+    station_id = directory.areas.locate(data.location.lat, data.location.lon)
     incident = Incident(
         id=f"inc-{uuid.uuid4().hex}", external_id=data.external_id, kind=data.kind, occurred_at=data.occurred_at,
         reported_at=data.reported_at or now, lat=data.location.lat, lon=data.location.lon, station_id=station_id,
@@ -207,42 +204,44 @@ async def _receive(session: AsyncSession, *, outbox: Outbox, data: IncidentIn, a
     if station_id is None:
         incident.dispatch_reason = "outside every station area: flagged for the command centre"
     else:
-        station = await session.get(Unit, station_id)
-        assert station is not None
+        station = directory.units[station_id]
         target = routing.incident_target(station.mode)
-        incident.handling_unit_id, note = await resolve_target(session, station, target)
+        incident.handling_unit_id, note = directory.resolve_target(station, target)
         incident.mode = station.mode
         incident.dispatch_reason = (
             f"in station {station_id}'s area ({station.mode or 'mode not yet known'}): accidents go to the {target}"
             + note
         )
         incident.dispatched_at = data.dispatched_at or now
-    session.add(incident)
-    await outbox.stage(session, IncidentReported(
+    facts: list[Fact] = [IncidentReported(
         incident_id=incident.id, external_id=incident.external_id, kind=incident.kind,
         occurred_at=incident.occurred_at, location=data.location, station_id=station_id,
         handling_unit_id=incident.handling_unit_id, severity=data.severity, parties=parties,
         hit_and_run=data.hit_and_run, lighting=data.lighting, junction=data.junction, school_zone=data.school_zone,
-    ), subject=incident.id)
+    )]
     if incident.handling_unit_id is not None and incident.dispatched_at is not None:
-        await outbox.stage(session, IncidentDispatched(
+        facts.append(IncidentDispatched(
             incident_id=incident.id, station_id=station_id, handling_unit_id=incident.handling_unit_id,
             mode=incident.mode, reported_at=incident.reported_at, dispatched_at=incident.dispatched_at,
-            reason=incident.dispatch_reason), subject=incident.id)
+            reason=incident.dispatch_reason))
         if data.arrived_at is not None:  # a back-fill of history that already knows the arrival
             incident.arrived_at, incident.arrived_by = data.arrived_at, reporter
             incident.response_s = (data.arrived_at - incident.dispatched_at).total_seconds()
-            await _announce_arrival(session, outbox, incident)
-    return incident
+            facts.append(_arrival_fact(incident))
+    return _Received(incident, facts)
 
 
-async def _announce_arrival(session: AsyncSession, outbox: Outbox, incident: Incident) -> None:
+def _arrival_fact(incident: Incident) -> IncidentArrived:
     assert incident.arrived_at is not None and incident.response_s is not None and incident.handling_unit_id
-    await outbox.stage(session, IncidentArrived(
+    return IncidentArrived(
         incident_id=incident.id, station_id=incident.station_id, handling_unit_id=incident.handling_unit_id,
         mode=incident.mode, reported_at=incident.reported_at, arrived_at=incident.arrived_at,
         response_s=max(incident.response_s, 0.0), within_5_min=incident.response_s <= ARRIVAL_THRESHOLD_S,
-    ), subject=incident.id)
+    )
+
+
+async def _announce_arrival(session: AsyncSession, outbox: Outbox, incident: Incident) -> None:
+    await outbox.stage(session, _arrival_fact(incident), subject=incident.id)
 
 
 async def may_act_for(session: AsyncSession, viewer: Identity, unit_id: str) -> bool:

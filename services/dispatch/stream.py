@@ -74,9 +74,19 @@ def sse_frame(envelope: Envelope) -> str:
     return f"id: {envelope.id}\nevent: {EVENT_NAMES.get(envelope.type, envelope.type)}\ndata: {json.dumps(data)}\n\n"
 
 
+def moved_frame(envelope: Envelope) -> str:
+    """`task.moved`: an order left the caller's jurisdiction (reassigned elsewhere), so the app can drop it.
+
+    Only the order's id and the time: not where it went, who moved it or why.
+    """
+    data = {"task_id": envelope.data["task_id"], "time": envelope.time.isoformat()}
+    return f"id: {envelope.id}\nevent: task.moved\ndata: {json.dumps(data)}\n\n"
+
+
 async def frames(queue: asyncio.Queue[Envelope], visible: Callable[[dict], bool], *,
                  heartbeat_s: float) -> AsyncIterator[str]:
-    """The SSE body: the events the caller may see, and a comment line every `heartbeat_s` when quiet."""
+    """The SSE body: the events the caller may see, `task.moved` when one of its orders is reassigned away,
+    and a comment line every `heartbeat_s` when quiet."""
     yield "retry: 3000\n: connected\n\n"
     while True:
         try:
@@ -86,3 +96,5 @@ async def frames(queue: asyncio.Queue[Envelope], visible: Callable[[dict], bool]
             continue
         if visible(envelope.data):
             yield sse_frame(envelope)
+        elif (previous := envelope.data.get("previous_unit_id")) and visible({"unit_id": previous}):
+            yield moved_frame(envelope)

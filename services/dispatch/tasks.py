@@ -4,9 +4,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
+from services.dispatch import directory as unit_directory
+from services.dispatch.directory import Directory
 from services.dispatch.lifecycle import OPEN, STEPS, step_for
 from services.dispatch.models import (
     BulkIn,
@@ -19,12 +22,14 @@ from services.dispatch.models import (
     Unit,
 )
 from services.dispatch.routing import RoutingTable
-from services.dispatch.service import may_act_for, page, resolve_target, unit_of_kind, zone_station_ids
+from services.dispatch.service import may_act_for, page, zone_station_ids
 from shared.auth import Identity
-from shared.db import utcnow
+from shared.db import insert_ignoring_duplicates, utcnow
 from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from shared.events import TaskChanged, TaskOrderGenerated
 from shared.outbox import Outbox
+
+TASKS, HISTORY = TaskOrder.__table__, TaskHistory.__table__
 
 # --- receiving and routing ----------------------------------------------------------------------
 
@@ -37,19 +42,24 @@ def next_milestone_due(milestones: list[dict]) -> dt.datetime | None:
 
 
 async def receive_task_order(session: AsyncSession, *, outbox: Outbox, fact: TaskOrderGenerated,
-                             routing: RoutingTable, routing_version: int) -> TaskOrder | None:
-    """Store a generated task order and route it to one unit; a repeat of the same id changes nothing."""
-    if await session.get(TaskOrder, fact.task_id) is not None:
-        return None
-    station = await session.get(Unit, fact.station_id) if fact.station_id else None
+                             routing: RoutingTable, routing_version: int,
+                             directory: Directory | None = None) -> TaskOrder | None:
+    """Store a generated task order and route it to one unit; a repeat of the same id changes nothing.
+
+    `directory`: the replica's unit directory (read from the database when not given). Three statements
+    per order: the order (INSERT … ON CONFLICT DO NOTHING: a repeat inserts nothing), its two history
+    steps, its event.
+    """
+    directory = directory or await unit_directory.current({}, session)
+    station = directory.units.get(fact.station_id) if fact.station_id else None
     if station is None:
-        command = await unit_of_kind(session, "brigade")
+        command = directory.first_of_kind.get("brigade")
         if command is None:
             raise NotFound("no station for the task order and no brigade to take it")
-        unit_id, reason = command.id, "no station area holds the incident: sent to the brigade's command office"
+        unit_id, reason = command, "no station area holds the incident: sent to the brigade's command office"
     else:
         target, why = routing.task_target(category=fact.category, mode=station.mode, model_id=fact.model_id)
-        unit_id, note = await resolve_target(session, station, target)
+        unit_id, note = directory.resolve_target(station, target)
         reason = f"{why} goes to the {target} (routing table v{routing_version})" + note
     now = utcnow()
     milestones = [{"name": m.name, "due_at": m.due_at.isoformat(), "done_at": None} for m in fact.milestones]
@@ -60,22 +70,31 @@ async def receive_task_order(session: AsyncSession, *, outbox: Outbox, fact: Tas
         milestones=milestones, next_milestone_due_at=next_milestone_due(milestones),
         measures=list(fact.measures), routing_reason=reason, created_at=now, updated_at=now,
     )
-    session.add(task)
-    session.add(TaskHistory(task_id=task.id, seq=1, action="create", from_status=None, to_status="created",
-                            by=f"model:{fact.model_id}", at=now, note=fact.reason))
-    session.add(TaskHistory(task_id=task.id, seq=2, action="dispatch", from_status="created", to_status="dispatched",
-                            by="dispatch", at=now, note=reason))
+    stored = await session.execute(insert_ignoring_duplicates(
+        TASKS, session.bind.dialect.name, **{c: getattr(task, c) for c in TASKS.c.keys()}))
+    if stored.rowcount != 1:
+        return None  # already received under this id
+    await session.execute(insert(HISTORY), [
+        _step(task.id, 1, "create", None, "created", f"model:{fact.model_id}", now, fact.reason),
+        _step(task.id, 2, "dispatch", "created", "dispatched", "dispatch", now, reason)])
     await announce(session, outbox, task, old_status=None, by="dispatch", at=now, note=reason)
     return task
 
 
+def _step(task_id: str, seq: int, action: str, from_status: str | None, to_status: str, by: str, at: dt.datetime,
+          note: str, milestone: str | None = None, evidence: list[str] | None = None) -> dict[str, Any]:
+    """A task_history row."""
+    return {"task_id": task_id, "seq": seq, "action": action, "from_status": from_status, "to_status": to_status,
+            "by": by, "at": at, "note": note, "milestone": milestone, "evidence": list(evidence or [])}
+
+
 async def announce(session: AsyncSession, outbox: Outbox, task: TaskOrder, *, old_status: str | None, by: str,
-                   at: dt.datetime, note: str) -> None:
-    """Stage the TaskChanged fact of a change."""
+                   at: dt.datetime, note: str, previous_unit_id: str | None = None) -> None:
+    """Stage the TaskChanged fact of a change (`previous_unit_id`: the unit a reassigned order left)."""
     await outbox.stage(session, TaskChanged(
         task_id=task.id, incident_id=task.incident_id, model_id=task.model_id, category=task.category,
         station_id=task.station_id, unit_id=task.unit_id, old_status=old_status, new_status=task.status, by=by,
-        at=at, deadline_at=task.deadline_at, note=note,
+        at=at, deadline_at=task.deadline_at, note=note, previous_unit_id=previous_unit_id,
     ), subject=task.id)
 
 
@@ -93,12 +112,11 @@ async def write_change(session: AsyncSession, task: TaskOrder, *, action: str, f
         .values(version=version + 1, updated_at=at, **values).execution_options(synchronize_session=False))
     if done.rowcount != 1:
         raise Conflict(f"task order {task.id} was changed meanwhile; reload it and try again")
-    for name, value in values.items():
-        setattr(task, name, value)
-    task.version, task.updated_at = version + 1, at
-    session.add(TaskHistory(task_id=task.id, seq=version + 1, action=action, from_status=from_status,
-                            to_status=task.status, by=by, at=at, note=note, milestone=milestone,
-                            evidence=list(evidence or [])))
+    # the row is written: bring the object up to date without making it dirty (no second UPDATE at flush)
+    for name, value in (values | {"version": version + 1, "updated_at": at}).items():
+        set_committed_value(task, name, value)
+    await session.execute(insert(HISTORY).values(
+        _step(task.id, version + 1, action, from_status, task.status, by, at, note, milestone, evidence)))
 
 
 # --- jurisdiction -------------------------------------------------------------------------------
@@ -149,9 +167,13 @@ async def list_tasks(session: AsyncSession, *, viewer: Identity, status: str | N
 async def get_task(session: AsyncSession, *, viewer: Identity, task_id: str) -> TaskOut:
     """One task order with its history, in the viewer's jurisdiction."""
     task = await _scoped_task(session, viewer, task_id)
-    history = (await session.execute(
-        select(TaskHistory).where(TaskHistory.task_id == task_id).order_by(TaskHistory.seq))).scalars()
-    return task_out(task, list(history))
+    return task_out(task, await history_of(session, task_id))
+
+
+async def history_of(session: AsyncSession, task_id: str) -> list[TaskHistory]:
+    """A task order's steps, oldest first."""
+    return list((await session.execute(
+        select(TaskHistory).where(TaskHistory.task_id == task_id).order_by(TaskHistory.seq))).scalars())
 
 
 def task_out(task: TaskOrder, history: list[TaskHistory] | None = None) -> TaskOut:
@@ -199,7 +221,7 @@ async def transition(session: AsyncSession, *, outbox: Outbox, viewer: Identity,
     if step.needs_note and not data.note.strip():
         raise Invalid(f"{data.action} needs a note saying why")
     now = utcnow()
-    old_status = task.status
+    old_status, old_unit = task.status, task.unit_id
     values: dict[str, Any] = {}
     if step.leads_to:
         values["status"] = step.leads_to
@@ -218,7 +240,8 @@ async def transition(session: AsyncSession, *, outbox: Outbox, viewer: Identity,
     await write_change(session, task, action=data.action, from_status=old_status, by=viewer.username, at=now,
                        note=note, milestone=data.milestone if data.action == "complete_milestone" else None,
                        evidence=data.evidence, **values)
-    await announce(session, outbox, task, old_status=old_status, by=viewer.username, at=now, note=note)
+    await announce(session, outbox, task, old_status=old_status, by=viewer.username, at=now, note=note,
+                   previous_unit_id=old_unit if task.unit_id != old_unit else None)
     return task
 
 

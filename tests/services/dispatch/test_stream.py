@@ -82,3 +82,49 @@ async def test_each_caller_streams_only_its_own_orders_even_when_another_replica
                     await listener.close()
             platform = await client.get("/api/v1/tasks/stream", headers=auth(settings, "platform"))
             assert_problem(platform, 403)
+
+
+async def test_a_unit_whose_order_is_reassigned_away_gets_task_moved_with_nothing_more(
+        database_url: str, nats_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(database_url, nats_url, tmp_path / "a")) as writer, \
+            served(settings_for(database_url, nats_url, tmp_path / "b")) as (url, app):
+        await eventually(lambda: ready(app.state.rt.state["feed"].ready.is_set()), what="feed subscribed")
+        settings = writer.settings
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            listeners = {who: Listener(client, auth(settings, role, unit_id=unit))
+                         for who, (role, unit) in {"yiqiao": ("station", "ps-yiqiao"),
+                                                   "heshang": ("station", "ps-heshang"),
+                                                   "chengxiang": ("station", "ps-chengxiang"),
+                                                   "rural": ("squadron", "sq-rural"),
+                                                   "urban": ("squadron", "sq-urban"),
+                                                   "command": ("command", None)}.items()}
+            await eventually(lambda: ready(all(s.comments for s in listeners.values())), what="streams open")
+            try:
+                within_zone = await receive(writer, order("ps-yiqiao"))
+                across = await receive(writer, order("ps-yiqiao"))
+                for task_id, unit in ((within_zone, "ps-heshang"), (across, "ps-chengxiang")):
+                    moved = await writer.client.post(
+                        f"/api/v1/tasks/{task_id}/transitions", headers=writer.as_("command"),
+                        json={"action": "reassign", "unit_id": unit, "note": "secret reason"})
+                    assert moved.status_code == 200, moved.text
+                await eventually(lambda: ready(len(listeners["command"].events) == 4), what="command sees all four")
+                await eventually(lambda: ready(len(listeners["yiqiao"].events) == 4), what="yiqiao: 2 orders, 2 moves")
+                await eventually(lambda: ready(len(listeners["rural"].events) == 4), what="rural: 3 changes, 1 move")
+                yiqiao = listeners["yiqiao"].events
+                assert [(e, d["task_id"]) for e, d in yiqiao] == [
+                    ("task.changed", within_zone), ("task.changed", across),
+                    ("task.moved", within_zone), ("task.moved", across)]
+                for _, data in yiqiao[2:]:
+                    assert set(data) == {"task_id", "time"}  # not where it went, who moved it or why
+                assert [(e, d["task_id"], d["unit_id"]) for e, d in listeners["heshang"].events] == [
+                    ("task.changed", within_zone, "ps-heshang")]
+                assert [(e, d["task_id"]) for e, d in listeners["chengxiang"].events] == [("task.changed", across)]
+                # the squadron keeps the order moved inside its zone and loses the one moved out of it
+                assert [(e, d["task_id"]) for e, d in listeners["rural"].events] == [
+                    ("task.changed", within_zone), ("task.changed", across),
+                    ("task.changed", within_zone), ("task.moved", across)]
+                assert [(e, d["task_id"]) for e, d in listeners["urban"].events] == [("task.changed", across)]
+                assert all(e == "task.changed" for e, _ in listeners["command"].events)
+            finally:
+                for listener in listeners.values():
+                    await listener.close()
