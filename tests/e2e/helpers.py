@@ -1,6 +1,7 @@
 """Driving a running system over HTTP as its users would."""
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 
@@ -19,7 +20,7 @@ def drunk_incident(external_id: str | None = None, lat: float = 30.10, lon: floa
     """A drunk-driving accident (in ps-yiqiao's area by default)."""
     return {
         "external_id": external_id or f"e2e-{uuid.uuid4().hex}",
-        "occurred_at": "2026-05-01T08:30:00+08:00",
+        "occurred_at": dt.datetime.now(dt.UTC).isoformat(),  # recent: older accidents are back-fills (no task)
         "location": {"lat": lat, "lon": lon},
         "severity": {"deaths": 0, "injuries": 1},
         "parties": [{"role": "driver", "person": {"id_number": "330109199001011234", "drunk": True},
