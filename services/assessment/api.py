@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from services.assessment import board, history, jobs, periods, records, reports, service
+from services.assessment.inputs import MONTH, storable_text
 from services.assessment.models import (
     Activity,
     ActivityIn,
@@ -45,10 +46,17 @@ MEDIA = {"csv": "text/csv; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
+def _officer(who: Identity) -> None:
+    """Refuse a platform client, as the gateway does: a platform writes activities and reads back only those."""
+    if who.role == "platform":
+        raise Forbidden("a platform client may only record activities and read back its own")
+
+
 @router.get("/assessment/tallies", response_model=TalliesOut, tags=["assessment"])
 async def tallies(rt: RuntimeDep, who: CallerDep,
-                  period: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$")]) -> TalliesOut:
-    """Incidents, casualties and task orders per station for a month (a station sees its own row)."""
+                  period: Annotated[str, Query(pattern=MONTH)]) -> TalliesOut:
+    """Incidents, casualties and task orders per station for a month (a station sees its own row); officers only."""
+    _officer(who)
     async with rt.sessions() as session:
         rows = await service.tallies(session, period=period)
     if not who.sees_whole_district:
@@ -139,6 +147,8 @@ async def list_activities(rt: RuntimeDep, who: CallerDep, station_id: str | None
                 after = (dt.date.fromisoformat(key[0]), str(key[1]))
             except (ValueError, IndexError, TypeError) as exc:
                 raise Invalid("malformed cursor") from exc
+            if storable_text(after[1]) is not None:
+                raise Invalid("malformed cursor")
             stmt = stmt.where((Activity.day > after[0]) | ((Activity.day == after[0]) & (Activity.id > after[1])))
         rows = list((await session.execute(stmt.order_by(Activity.day, Activity.id).limit(limit + 1))).scalars())
         more = len(rows) > limit
@@ -152,9 +162,10 @@ async def list_activities(rt: RuntimeDep, who: CallerDep, station_id: str | None
 
 @router.get("/indicators", response_model=IndicatorVersionOut, tags=["indicators"])
 async def indicators(rt: RuntimeDep, who: CallerDep,
-                     period: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+                     period: Annotated[str | None, Query(pattern=MONTH)] = None,
                      mode: Literal["basic", "deep", "full"] | None = None) -> IndicatorVersionOut:
     """The nine indicators (definition, unit, direction, floor, target, weight, measurement) in force."""
+    _officer(who)
     period = period or f"{utcnow().astimezone(ZoneInfo(rt.settings.timezone)):%Y-%m}"
     async with rt.sessions() as session:
         all_versions = await service.versions(session)
@@ -165,6 +176,7 @@ async def indicators(rt: RuntimeDep, who: CallerDep,
 @router.get("/indicators/versions", response_model=list[IndicatorVersionOut], tags=["indicators"])
 async def indicator_versions(rt: RuntimeDep, who: CallerDep) -> list[IndicatorVersionOut]:
     """Every version: 0 (the defaults) and each change, with its scope."""
+    _officer(who)
     async with rt.sessions() as session:
         return [service.version_out(None)] + [service.version_out(v) for v in await service.versions(session)]
 
@@ -220,7 +232,7 @@ async def station_score(station_id: str, rt: RuntimeDep, who: CallerDep, period:
 
 @router.post("/assessment/recompute", tags=["assessment"])
 async def recompute(rt: RuntimeDep, who: CallerDep,
-                    period: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None
+                    period: Annotated[str | None, Query(pattern=MONTH)] = None
                     ) -> dict[str, Any]:
     """Command/admin: re-score a month now (default: every month with changed records); announce changes."""
     if not who.sees_whole_district:
@@ -257,11 +269,12 @@ async def import_history(request: Request, rt: RuntimeDep, who: CallerDep) -> Hi
 
 @router.get("/assessment/history", response_model=list[HistoryRowOut], tags=["assessment"])
 async def list_history(rt: RuntimeDep, who: CallerDep, station_id: str | None = None,
-                       month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None
+                       month: Annotated[str | None, Query(pattern=MONTH)] = None
                        ) -> list[HistoryRowOut]:
-    """Imported history rows (at most 10,000), in the caller's jurisdiction (a platform: everything)."""
+    """Imported history rows (at most 10,000), in the caller's jurisdiction; officers only."""
+    _officer(who)
     async with rt.sessions() as session:
-        shown = None if who.sees_whole_district or who.role == "platform" else set(
+        shown = None if who.sees_whole_district else set(
             service.visible(who, await service.stations(session)))
         found = await history.rows(session, station_id=station_id, month=month, shown=shown)
     return [HistoryRowOut.model_validate(r, from_attributes=True) for r in found]

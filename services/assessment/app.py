@@ -13,6 +13,7 @@ from services.assessment import jobs, service
 from services.assessment.api import router
 from services.assessment.config import AssessmentSettings
 from services.assessment.handlers import subscriptions
+from services.assessment.inputs import RefuseNulInUrl
 from services.assessment.models import OUTBOX, metadata
 from shared.runtime import Runtime, ServiceSpec, build_service_app
 
@@ -58,6 +59,7 @@ def create_app(settings: AssessmentSettings | None = None) -> FastAPI:
         routers=[router], subscriptions=subscriptions,
         description="Records activities; scores, ranks and colours stations; the daily board and reports.",
     ))
+    app.add_middleware(RefuseNulInUrl)
     base_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic import Field as PField
 from sqlalchemy import JSON, Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
+from services.assessment.inputs import MAX_AMOUNT, MAX_YEAR, MIN_YEAR, MONTH, UNIT_ID, Amount, StrictIn
 from shared.db import new_registry, timestamp_field
 from shared.events import ActivityKind, Mode
 from shared.outbox import Outbox, add_outbox_tables
@@ -191,26 +192,28 @@ class TalliesOut(BaseModel):
     stations: list[TallyOut]
 
 
-Detail = str | float | bool | None
+Detail = Annotated[str, PField(max_length=200)] | float | bool | None
 
 
-class ActivityIn(BaseModel):
+class ActivityIn(StrictIn):
     """An activity record. `count`: people educated/dissuaded, checks made, hazards remediated, violations
     recorded, post hours; details per kind: violation `{type}`, hazard_remediation `{found}`,
     helmet_check `{wearing}`, map_colour `{colour}`."""
 
     external_id: str = PField(min_length=1, max_length=200)
     kind: ActivityKind
-    station_id: str = PField(min_length=1, max_length=64)
+    station_id: str = PField(min_length=1, max_length=64, pattern=UNIT_ID)
     occurred_at: dt.datetime
     count: float = PField(1, ge=0, le=1_000_000)
-    value: float | None = None
-    details: dict[str, Detail] = PField(default_factory=dict)
+    value: float | None = PField(None, ge=-MAX_AMOUNT, le=MAX_AMOUNT)
+    details: dict[Annotated[str, PField(max_length=40)], Detail] = PField(default_factory=dict, max_length=20)
 
     @model_validator(mode="after")
     def _kind_details(self) -> ActivityIn:
         if self.occurred_at.tzinfo is None:
             raise ValueError("occurred_at needs a UTC offset")
+        if not MIN_YEAR + 1 <= self.occurred_at.year <= MAX_YEAR - 1:
+            raise ValueError(f"occurred_at must fall between {MIN_YEAR + 1} and {MAX_YEAR - 1}")
         d = self.details
         if self.kind == "violation" and d.get("type", "other") not in VIOLATION_TYPES:
             raise ValueError(f"violation details.type must be one of {sorted(VIOLATION_TYPES)}")
@@ -268,13 +271,14 @@ class BatchOut(BaseModel):
                                          description="station ids accepted but not (yet) known as stations")
 
 
-class HistoryIn(BaseModel):
+class HistoryIn(StrictIn):
     """Precomputed measures of one station for one month before the system held records."""
 
-    station_id: str = PField(min_length=1, max_length=64)
-    month: str = PField(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
-    measures: dict[str, float] = PField(min_length=1, description="measure (or alias: accidents, deaths, "
-                                                                  "injuries) → value for the month, ≥ 0")
+    station_id: str = PField(min_length=1, max_length=64, pattern=UNIT_ID)
+    month: str = PField(pattern=MONTH, description=f"YYYY-MM, {MIN_YEAR}-{MAX_YEAR}")
+    measures: dict[Annotated[str, PField(max_length=80)], Amount] = PField(
+        min_length=1, max_length=100,
+        description="measure (or alias: accidents, deaths, injuries) → value for the month, 0 to 1e9")
 
 
 class HistoryItemResult(BaseModel):
@@ -385,23 +389,31 @@ class BoardOut(BaseModel):
     stations: list[StationBoardOut]
 
 
-class IndicatorPatch(BaseModel):
+#: how far an indicator's target or floor may lie from zero (values are counts per 10k, percentages, ratios)
+MAX_GOAL = 1e6
+
+
+class IndicatorPatch(StrictIn):
     """Changes to one indicator; omitted fields stay as they were."""
 
+    model_config = ConfigDict(extra="forbid")
     weight: float | None = PField(None, ge=0, le=100)
-    target: float | None = None
-    floor: float | None = None
+    target: float | None = PField(None, ge=-MAX_GOAL, le=MAX_GOAL)
+    floor: float | None = PField(None, ge=-MAX_GOAL, le=MAX_GOAL)
 
 
-class IndicatorChangeIn(BaseModel):
+class IndicatorChangeIn(StrictIn):
     """A new version of the indicator set for a scope (months and mode)."""
 
-    period_from: str | None = PField(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
-    period_to: str | None = PField(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    model_config = ConfigDict(extra="forbid")
+    period_from: str | None = PField(None, pattern=MONTH, description=f"YYYY-MM, {MIN_YEAR}-{MAX_YEAR}")
+    period_to: str | None = PField(None, pattern=MONTH, description=f"YYYY-MM, {MIN_YEAR}-{MAX_YEAR}")
     mode: Mode | None = None
-    indicators: dict[str, IndicatorPatch] = PField(default_factory=dict)
-    thresholds: dict[str, float] | None = PField(None, description="{blue: min total, yellow: min total}")
-    note: str = ""
+    indicators: dict[Annotated[str, PField(max_length=40)], IndicatorPatch] = PField(default_factory=dict,
+                                                                                       max_length=20)
+    thresholds: dict[Literal["blue", "yellow"], Annotated[float, PField(ge=0, le=100)]] | None = PField(
+        None, description="{blue: min total, yellow: min total}, 0-100")
+    note: str = PField("", max_length=2000)
 
 
 class IndicatorVersionOut(BaseModel):

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from services.assessment.inputs import MAX_YEAR, MIN_YEAR
 from shared.errors import Invalid
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -78,7 +79,7 @@ def month(label: str) -> Period:
     m = _MONTH.match(label)
     if not m:
         raise Invalid("period must be YYYY-MM", errors=[{"loc": ["query", "period"], "msg": "expected YYYY-MM"}])
-    start = dt.date(int(m[1]), int(m[2]), 1)
+    start = dt.date(_year(int(m[1]), "period"), int(m[2]), 1)
     return Period(label, start, start.replace(day=calendar.monthrange(start.year, start.month)[1]), "month")
 
 
@@ -94,9 +95,19 @@ def parse_day(text: str, what: str = "date") -> dt.date:
     if not _DAY.match(text or ""):
         raise Invalid(f"{what} must be YYYY-MM-DD", errors=[{"loc": ["query", what], "msg": "expected YYYY-MM-DD"}])
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError as exc:
         raise Invalid(f"{what} is not a calendar date", errors=[{"loc": ["query", what], "msg": str(exc)}]) from exc
+    _year(day.year, what)
+    return day
+
+
+def _year(year: int, what: str) -> int:
+    """The year, if periods may start in it (a 422 otherwise: months around year 1 or 9999 do not compute)."""
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise Invalid(f"{what} must fall between {MIN_YEAR} and {MAX_YEAR}",
+                      errors=[{"loc": ["query", what], "msg": f"year outside {MIN_YEAR}-{MAX_YEAR}"}])
+    return year
 
 
 def parse(label: str) -> Period:
@@ -105,7 +116,7 @@ def parse(label: str) -> Period:
         return month(label)
     if m := _WEEK.match(label):
         try:
-            return week_of(dt.date.fromisocalendar(int(m[1]), int(m[2]), 1))
+            return week_of(dt.date.fromisocalendar(_year(int(m[1]), "period"), int(m[2]), 1))
         except ValueError as exc:
             raise Invalid(f"no such week: {label}") from exc
     if ".." in label:

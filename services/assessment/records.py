@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.assessment.inputs import MAX_YEAR, MIN_YEAR
 from services.assessment.models import (
     Activity,
     ActivityIn,
@@ -102,6 +103,8 @@ async def mark_dirty(session: AsyncSession, days: Iterable[dt.date]) -> None:
     """Months whose scores must be re-announced: the day's month and, for the year-on-year indicator, a year on."""
     months = set()
     for day in days:
+        if not MIN_YEAR <= day.year < MAX_YEAR:
+            continue  # no period can hold it (periods.py): nothing to re-score
         months.add(f"{day:%Y-%m}")
         months.add(f"{day.year + 1}-{day.month:02d}")
     for period in months:

@@ -176,6 +176,13 @@ def render_csv(report: dict[str, Any]) -> bytes:
 FILLS = {"blue": "9DC3E6", "yellow": "FFE699", "red": "F4B183"}
 
 
+def _cells(row: list[Any]) -> list[Any]:
+    """A row a worksheet accepts: control characters (which openpyxl refuses) dropped from text, e.g. from an id."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return [ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in row]
+
+
 def render_xlsx(report: dict[str, Any]) -> bytes:
     """A workbook with a Summary sheet and one sheet per table; colour cells are filled in their colour."""
     from openpyxl import Workbook
@@ -188,14 +195,14 @@ def render_xlsx(report: dict[str, Any]) -> bytes:
     for row in (["report", report["kind"]], ["period", report["period"]], ["from", report["start"]],
                 ["to", report["end"]], ["scope", report["scope"]], ["generated_at", report["generated_at"]],
                 *[[f"stations {c}", n] for c, n in sorted(report["colours"].items())]):
-        summary.append(row)
+        summary.append(_cells(row))
     for name, head, rows in _tables(report):
         ws = wb.create_sheet(name)
-        ws.append(head)
+        ws.append(_cells(head))
         for cell in ws[1]:
             cell.font = Font(bold=True)
         for row in rows:
-            ws.append(row)
+            ws.append(_cells(row))
         if "colour" in head:
             col = head.index("colour") + 1
             for r in range(2, ws.max_row + 1):

@@ -49,7 +49,8 @@ class PeriodData:
             return self._nan()
         stacked = np.vstack(arrays)
         present = ~np.isnan(stacked).all(axis=0)
-        return np.where(present, np.nansum(stacked, axis=0), np.nan)
+        with np.errstate(over="ignore"):  # an overflowing sum is inf, then no data (see score)
+            return np.where(present, np.nansum(stacked, axis=0), np.nan)
 
 
 @dataclass
@@ -76,7 +77,7 @@ def indicator_value(ind: Indicator, data: PeriodData) -> np.ndarray:
     num = data.total(m.numerator)
     if m.absent == "zero":
         num = _absent_as_zero(num, data.active)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # overflow → inf → no data (see score)
         if m.formula == "per_10k":
             pop = np.where(data.population > 0, data.population, np.nan)
             return num / pop * 10_000 / data.months
@@ -108,6 +109,7 @@ def score(iset: IndicatorSet, data: PeriodData) -> Scores:
     """Score every station in `data` under one indicator set."""
     inds = iset.indicators
     values = np.column_stack([indicator_value(i, data) for i in inds]) if inds else np.zeros((0, 0))
+    values = np.where(np.isfinite(values), values, np.nan)  # an overflowing value is no data, never ±inf in a score
     pts = points(values, np.array([i.floor for i in inds]), np.array([i.target for i in inds]),
                  np.array([i.weight for i in inds]))
     weights = np.array([i.weight for i in inds])

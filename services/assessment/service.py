@@ -1,6 +1,7 @@
 """Assessment use cases: tallies, station directory and scoping, indicator versions, scores, score announcements."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from collections import defaultdict
@@ -15,6 +16,7 @@ from services.assessment import history, periods, scoring
 from services.assessment.catalogue import IndicatorSet, apply_change, default_set
 from services.assessment.models import (
     DirtyPeriod,
+    HistoryMeasure,
     IndicatorChangeIn,
     IndicatorScoreOut,
     IndicatorVersion,
@@ -176,16 +178,26 @@ async def change_indicators(session: AsyncSession, *, change: IndicatorChangeIn,
                            mode=change.mode, body=new_set.model_dump(mode="json"), note=change.note,
                            created_by=who.username, created_at=utcnow())
     session.add(row)
-    touched = (await session.execute(select(func.min(Measure.day), func.max(Measure.day)))).one()
-    if touched[0] is not None:
-        first = max(touched[0], periods.month(change.period_from).start if change.period_from else touched[0])
-        last = min(touched[1], periods.month(change.period_to).end if change.period_to else touched[1])
-        day, dirty = first.replace(day=1), []
-        while day <= last:
-            dirty.append(day)
-            day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-        await mark_dirty(session, dirty)
+    await mark_dirty(session, await _months_with_measures(session, change.period_from, change.period_to))
     return row
+
+
+async def _months_with_measures(session: AsyncSession, period_from: str | None, period_to: str | None) -> list[dt.date]:
+    """The first day of each month in the scope that holds daily measures or imported history: the months whose
+    scores a change moves (only those: a scope spanning centuries must not queue centuries of empty months)."""
+    stmt = select(Measure.day).distinct()
+    imported = select(HistoryMeasure.month).distinct()
+    if period_from:
+        stmt = stmt.where(Measure.day >= periods.month(period_from).start)
+        imported = imported.where(HistoryMeasure.month >= period_from)
+    if period_to:
+        stmt = stmt.where(Measure.day <= periods.month(period_to).end)
+        imported = imported.where(HistoryMeasure.month <= period_to)
+    months = {day.replace(day=1) for day in (await session.execute(stmt)).scalars()}
+    for label in (await session.execute(imported)).scalars():
+        with contextlib.suppress(Invalid):  # a month stored before months were bounded: nothing can score it
+            months.add(periods.month(label).start)
+    return sorted(months)
 
 
 def is_write_conflict(exc: Exception) -> bool:
@@ -335,7 +347,12 @@ async def announce_dirty(session: AsyncSession, *, outbox: Outbox, limit: int = 
     staged = 0
     known = await stations(session) if dirty else {}
     for label in dirty:
-        staged += await announce_period(session, outbox=outbox, period=periods.month(label), known=known)
+        try:
+            period = periods.month(label)
+        except Invalid:  # marked before periods were bounded: no score can cover it
+            period = None
+        if period is not None:
+            staged += await announce_period(session, outbox=outbox, period=period, known=known)
         await session.execute(delete(DirtyPeriod).where(DirtyPeriod.period == label))
     return staged
 

@@ -35,6 +35,12 @@ WRITERS = ("admin", "command", "platform")
 MIRRORED = ("road-sections", "hazards")  # registries every replica's index holds
 
 
+def _officer(who: Identity) -> None:
+    """Refuse a platform client, as the gateway does: a platform writes registries and reads back only those."""
+    if who.role == "platform":
+        raise Forbidden("a platform client may not read the tracing catalogue")
+
+
 async def _caught_up(rt: Runtime) -> Mirror:
     """This replica's mirror, after reading what other replicas committed (one cheap query if nothing)."""
     mirror: Mirror = rt.state["mirror"]
@@ -45,13 +51,15 @@ async def _caught_up(rt: Runtime) -> Mirror:
 
 @router.get("/tracing/models", response_model=list[TracingModel], tags=["tracing"])
 async def list_models(rt: RuntimeDep, who: CallerDep) -> list[TracingModel]:
-    """The catalogue of tracing task models (current versions)."""
+    """The catalogue of tracing task models (current versions); officers only."""
+    _officer(who)
     return (await _caught_up(rt)).models.models
 
 
 @router.get("/tracing/models/{model_id}", response_model=TracingModel, tags=["tracing"])
 async def get_model(model_id: str, rt: RuntimeDep, who: CallerDep) -> TracingModel:
-    """One tracing model."""
+    """One tracing model; officers only."""
+    _officer(who)
     model = (await _caught_up(rt)).models.get(model_id)
     if model is None:
         raise NotFound(f"tracing model {model_id} not found")

@@ -15,6 +15,7 @@ from services.tracing.catalogue import Catalogue
 from services.tracing.config import TracingSettings
 from services.tracing.examples import check_examples
 from services.tracing.handlers import subscriptions
+from services.tracing.inputs import RefuseNulInUrl
 from services.tracing.mirror import Mirror, keep_up
 from services.tracing.models import OUTBOX, metadata
 from shared.runtime import Runtime, ServiceSpec, build_service_app
@@ -44,6 +45,7 @@ def create_app(settings: TracingSettings | None = None) -> FastAPI:
         routers=[router], subscriptions=subscriptions, on_start=on_start,
         description="Traces every accident to its five sources and issues task orders through the model catalogue.",
     ))
+    app.add_middleware(RefuseNulInUrl)
     service_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

@@ -29,8 +29,8 @@ class MilestoneSpec(BaseModel):
     """One ordered step of the task order, due some hours after the task is issued."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
-    due_offset_h: float = Field(gt=0)
+    name: str = Field(min_length=1, max_length=200)
+    due_offset_h: float = Field(gt=0, le=24 * 366)
 
 
 class Examples(BaseModel):

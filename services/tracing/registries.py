@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.tracing import changes
 from services.tracing.engine import Sources, plate_key
 from services.tracing.index import Hazard, Section
+from services.tracing.inputs import MAX_COUNT, storable_text
 from services.tracing.models import (
     Enterprise,
     HazardPoint,
@@ -42,7 +43,7 @@ from services.tracing.schemas import (
 )
 from shared.db import utcnow
 from shared.errors import Invalid, NotFound
-from shared.events import IncidentReported
+from shared.events import IncidentReported, PartyFacts
 from shared.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from shared.privacy import hash_identity, mask_identity
 
@@ -183,7 +184,9 @@ async def get_all(session: AsyncSession, *, name: str, limit: int = 50,
     stmt = select(table).order_by(key).limit(limit + 1)
     after = decode_cursor(cursor)
     if after:
-        stmt = stmt.where(key > str(after[0]))
+        if not isinstance(after[0], str) or storable_text(after[0]) is not None:
+            raise Invalid("malformed cursor")
+        stmt = stmt.where(key > after[0])
     rows = list((await session.execute(stmt)).scalars())
     next_cursor = encode_cursor(getattr(rows[limit - 1], key.key)) if len(rows) > limit else None
     return [await show(session, row, name) for row in rows[:limit]], next_cursor
@@ -192,6 +195,8 @@ async def get_all(session: AsyncSession, *, name: str, limit: int = 50,
 async def get(session: AsyncSession, *, name: str, key: str) -> BaseModel:
     """One registry record by its key (a person by its reference)."""
     table, column, _ = REGISTRY[name]
+    if storable_text(key) is not None:
+        raise NotFound(f"{name} not found")  # no stored key holds such characters
     if name == "vehicles":
         key = plate_key(key) or key
     row = (await session.execute(select(table).where(column == key))).scalar()
@@ -214,7 +219,7 @@ async def resolve(session: AsyncSession, *, fact: IncidentReported) -> Sources:
     """
     sources = Sources()
     now = utcnow()
-    for party in fact.parties:
+    for party in _storable_parties(fact):
         p = party.person
         if p.id_hash:
             row = await session.get(Person, p.id_hash)
@@ -264,6 +269,32 @@ async def resolve(session: AsyncSession, *, fact: IncidentReported) -> Sources:
             sources.station = {"id": station.id, "mode": station.mode, "area_type": station.area_type}
     await session.flush()
     return sources
+
+
+def _fit(text: str | None, length: int) -> str | None:
+    """Text from an event that fits its column (None otherwise: an incident's odd fact is dropped, not fatal)."""
+    return text if text is not None and len(text) <= length and storable_text(text) is None else None
+
+
+def _count(value: int | None) -> int | None:
+    return value if value is not None and 0 <= value <= MAX_COUNT else None
+
+
+def _storable_parties(fact: IncidentReported) -> list[PartyFacts]:
+    """The incident's parties with every fact that would not fit tracing's columns dropped (the contract is looser
+    than the tables: a huge violation count or an over-long id must not make the incident untraceable)."""
+    out = []
+    for party in fact.parties:
+        p, v = party.person, party.vehicle
+        person = p.model_copy(update={
+            "id_hash": _fit(p.id_hash, 64), "id_masked": _fit(p.id_masked, 40), "name": _fit(p.name, 100),
+            "unprocessed_violations": _count(p.unprocessed_violations), "village_id": _fit(p.village_id, 64)})
+        vehicle = v.model_copy(update={
+            "plate": v.plate if (key := plate_key(v.plate)) is not None and len(key) <= 20 else None,
+            "operator_id": _fit(v.operator_id, 64),
+            "unprocessed_violations": _count(v.unprocessed_violations)}) if v is not None else None
+        out.append(party.model_copy(update={"person": person, "vehicle": vehicle}))
+    return out
 
 
 def _fill(row: Table, now: Any, **facts: Any) -> None:

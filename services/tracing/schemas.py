@@ -2,25 +2,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.tracing.inputs import MAX_COUNT, StrictIn
 from shared.events import Location, VehicleKind
 
 KEY = r"^[A-Za-z0-9_.:-]+$"
 
 
-class PersonIn(BaseModel):
+class PersonIn(StrictIn):
     """A person; the identity number is hashed and masked on receipt and never stored or logged."""
 
-    model_config = ConfigDict(extra="forbid")
     id_number: str = Field(min_length=4, max_length=40, description="natural key; stored only as keyed hash")
     name: str | None = Field(None, max_length=100)
     age: int | None = Field(None, ge=0, le=130)
     licence_status: Literal["valid", "none", "suspended", "expired"] | None = None
-    unprocessed_violations: int | None = Field(None, ge=0)
-    village_id: str | None = Field(None, max_length=64)
+    unprocessed_violations: int | None = Field(None, ge=0, le=MAX_COUNT)
+    village_id: str | None = Field(None, max_length=64, pattern=KEY)
 
 
 class PersonOut(BaseModel):
@@ -36,33 +36,38 @@ class PersonOut(BaseModel):
     registered: bool = Field(description="False while only known from incidents")
 
 
-class VehicleIn(BaseModel):
+class VehicleIn(StrictIn):
     """A vehicle, keyed by its plate (compared without spaces or dashes, upper case)."""
 
-    model_config = ConfigDict(extra="forbid")
     plate: str = Field(min_length=1, max_length=20, pattern=r"[A-Za-z0-9]")
     kind: VehicleKind = "other"
     inspection_due: dt.date | None = None
     scrapped: bool = False
     modified: bool = False
     operator_id: str | None = Field(None, max_length=64, pattern=KEY)
-    unprocessed_violations: int | None = Field(None, ge=0)
+    unprocessed_violations: int | None = Field(None, ge=0, le=MAX_COUNT)
 
 
-class VehicleOut(VehicleIn):
-    """A vehicle as stored."""
+class VehicleOut(BaseModel):
+    """A vehicle as stored (also one only known from incidents: no input constraints re-checked on the way out)."""
 
     model_config = ConfigDict(extra="ignore")
+    plate: str
+    kind: str
+    inspection_due: dt.date | None
+    scrapped: bool
+    modified: bool
+    operator_id: str | None
+    unprocessed_violations: int | None
     registered: bool
 
 
 Rate = Field(None, ge=0, le=1)
 
 
-class EnterpriseIn(BaseModel):
+class EnterpriseIn(StrictIn):
     """A vehicle operator with its three rates; `fleet` plates are linked to it (created if unknown)."""
 
-    model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=64, pattern=KEY)
     name: str | None = Field(None, max_length=200)
     inspection_rate: float | None = Rate
@@ -92,28 +97,31 @@ class EnterpriseOut(BaseModel):
     registered: bool
 
 
-class VillageIn(BaseModel):
+class VillageIn(StrictIn):
     """A village or urban community."""
 
-    model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=64, pattern=KEY)
     name: str | None = Field(None, max_length=200)
     kind: Literal["village", "community"] = "village"
-    residents: int | None = Field(None, ge=0)
+    residents: int | None = Field(None, ge=0, le=MAX_COUNT)
     station_id: str | None = Field(None, max_length=64)
 
 
-class VillageOut(VillageIn):
-    """A village as stored."""
+class VillageOut(BaseModel):
+    """A village as stored (also one only known from incidents, whose id need not look like a registry key)."""
 
     model_config = ConfigDict(extra="ignore")
+    id: str
+    name: str | None
+    kind: str
+    residents: int | None
+    station_id: str | None
     registered: bool
 
 
-class RoadSectionIn(BaseModel):
+class RoadSectionIn(StrictIn):
     """A road section with its GeoJSON LineString (or MultiLineString) geometry."""
 
-    model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=64, pattern=KEY)
     name: str | None = Field(None, max_length=200)
     geometry: dict[str, Any] = Field(description="GeoJSON LineString or MultiLineString, [lon, lat] order")
@@ -129,16 +137,22 @@ class RoadSectionIn(BaseModel):
         return value
 
 
-class RoadSectionOut(RoadSectionIn):
+class RoadSectionOut(BaseModel):
     """A road section as stored."""
 
     model_config = ConfigDict(extra="ignore")
+    id: str
+    name: str | None
+    geometry: dict[str, Any]
+    lit: bool | None
+    signalised: bool | None
+    school_zone: bool
+    speed_limit: int | None
 
 
-class HazardIn(BaseModel):
+class HazardIn(StrictIn):
     """A hazard point, open until remediated."""
 
-    model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=64, pattern=KEY)
     kind: str = Field("other", max_length=64)
     description: str = Field("", max_length=2000)
@@ -156,10 +170,18 @@ class HazardIn(BaseModel):
         return value
 
 
-class HazardOut(HazardIn):
+class HazardOut(BaseModel):
     """A hazard point as stored."""
 
     model_config = ConfigDict(extra="ignore")
+    id: str
+    kind: str
+    description: str
+    location: Location
+    status: str
+    road_section_id: str | None
+    found_at: dt.datetime | None
+    remediated_at: dt.datetime | None
 
 
 class ItemError(BaseModel):
@@ -209,19 +231,30 @@ class TraceOut(BaseModel):
     fired: list[FiredOut]
 
 
-class ModelUpdate(BaseModel):
+Line = Field(min_length=1, max_length=500)
+MAX_EXAMPLES = 50
+
+
+class ModelUpdate(StrictIn):
     """A change to a tracing model; the result is validated (its examples too) and saved as a new version."""
 
-    model_config = ConfigDict(extra="forbid")
-    description: str | None = Field(None, min_length=1)
+    description: str | None = Field(None, min_length=1, max_length=2000)
     condition: str | None = Field(None, min_length=1, max_length=2000)
     enabled: bool | None = None
-    parameters: dict[str, Any] | None = None
-    key_points: list[str] | None = None
-    milestones: list[dict[str, Any]] | None = None
-    measures: list[str] | None = None
-    deadline_h: float | None = None
-    examples: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(None, max_length=50)
+    key_points: list[Annotated[str, Line]] | None = Field(None, max_length=50)
+    milestones: list[dict[str, Any]] | None = Field(None, max_length=20)
+    measures: list[Annotated[str, Line]] | None = Field(None, max_length=50)
+    deadline_h: float | None = Field(None, gt=0, le=24 * 366, description="hours, at most a year")
+    examples: dict[str, Any] | None = Field(None, max_length=2)
+
+    @field_validator("examples")
+    @classmethod
+    def _few_examples(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        for key, cases in (value or {}).items():
+            if isinstance(cases, list) and len(cases) > MAX_EXAMPLES:
+                raise ValueError(f"at most {MAX_EXAMPLES} {key} examples (each one is run on every change)")
+        return value
 
 
 def lines(geometry: dict[str, Any]) -> list[list[tuple[float, float]]]:
