@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from services.assessment import board, history, jobs, periods, records, reports, service
-from services.assessment.inputs import MONTH, storable_text
+from services.assessment.inputs import MONTH
 from services.assessment.models import (
     Activity,
     ActivityIn,
@@ -35,6 +35,7 @@ from services.assessment.models import (
 from shared.auth import Identity
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
+from shared.inputs import storable_text
 from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.runtime import CallerDep, Runtime, RuntimeDep
 

@@ -13,8 +13,8 @@ from services.assessment import jobs, service
 from services.assessment.api import router
 from services.assessment.config import AssessmentSettings
 from services.assessment.handlers import subscriptions
-from services.assessment.inputs import RefuseNulInUrl
 from services.assessment.models import OUTBOX, metadata
+from shared.inputs import RefuseNulInUrl
 from shared.runtime import Runtime, ServiceSpec, build_service_app
 
 log = logging.getLogger(__name__)

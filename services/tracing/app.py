@@ -15,9 +15,9 @@ from services.tracing.catalogue import Catalogue
 from services.tracing.config import TracingSettings
 from services.tracing.examples import check_examples
 from services.tracing.handlers import subscriptions
-from services.tracing.inputs import RefuseNulInUrl
 from services.tracing.mirror import Mirror, keep_up
 from services.tracing.models import OUTBOX, metadata
+from shared.inputs import RefuseNulInUrl
 from shared.runtime import Runtime, ServiceSpec, build_service_app
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.tracing import changes
 from services.tracing.engine import Sources, plate_key
 from services.tracing.index import Hazard, Section
-from services.tracing.inputs import MAX_COUNT, storable_text
+from services.tracing.inputs import MAX_COUNT
 from services.tracing.models import (
     Enterprise,
     HazardPoint,
@@ -44,6 +44,7 @@ from services.tracing.schemas import (
 from shared.db import utcnow
 from shared.errors import Invalid, NotFound
 from shared.events import IncidentReported, PartyFacts
+from shared.inputs import storable_text
 from shared.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from shared.privacy import hash_identity, mask_identity
 
