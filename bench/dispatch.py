@@ -31,6 +31,7 @@ import httpx
 from rich.console import Console
 
 from bench.load import summary_ms
+from bench.support import auth, pg_database, serving
 from deploy.components import ROOT
 from deploy.natsd import free_port, start_nats
 from services.dispatch.app import create_app
@@ -41,7 +42,6 @@ from services.dispatch.service import apply_classification
 from shared.db import utcnow
 from shared.events import Envelope, StationClassified, TaskOrderGenerated
 from shared.settings import Settings
-from tests.conftest import auth, fresh_pg_database_sync, serving
 
 DEMO = json.loads((ROOT / "deploy" / "demo_district.json").read_text(encoding="utf-8"))
 CATEGORIES = ("personal_education", "personal_penalty", "enterprise_rectification", "enterprise_penalty",
@@ -205,7 +205,9 @@ def _database(backend: str, tmp: Path, name: str) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp / (name + '.db')}"
         return
-    with fresh_pg_database_sync() as url:
+    with pg_database() as url:
+        if url is None:
+            raise RuntimeError("PostgreSQL is not reachable")
         yield url
 
 

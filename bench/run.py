@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import importlib
 import json
 import os
 import platform
 import tempfile
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 from rich.console import Console
 from rich.table import Table
 
 from bench.load import incidents_to_tasks, raw_nats
+from bench.support import PG_ADMIN_DSN, pg_database
 from deploy.demo import load_demo
 from deploy.natsd import free_port, free_port_block
 from deploy.supervisor import System
@@ -35,7 +32,7 @@ from deploy.supervisor import System
 RESULTS = Path(__file__).parent / "results"
 #: per-service benches: each module `bench.<part>` has `run(console) -> dict`
 PARTS = ("classification", "tracing", "dispatch", "assessment", "gateway")
-PG_ADMIN_DSN = os.environ.get("JIAOZHI_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
 console = Console()
 
 
@@ -48,31 +45,6 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
-
-
-@contextlib.contextmanager
-def pg_database() -> Iterator[str | None]:
-    """A scratch PostgreSQL database, or None if PostgreSQL is not reachable."""
-    name = f"jz_bench_{uuid.uuid4().hex[:8]}"
-
-    async def run(sql: str) -> bool:
-        try:
-            conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            return False
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-        return True
-
-    if not asyncio.run(run(f'CREATE DATABASE "{name}"')):
-        yield None
-        return
-    try:
-        yield PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def bench_backend(backend: str, database_url: str, args: argparse.Namespace) -> dict:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events import Envelope, Fact, stream_name
+from shared.lifecycle import bounded, cancel_and_wait
 from shared.observability import Metrics, reset_request_id, set_request_id
 from shared.outbox import Outbox
 
@@ -46,14 +47,14 @@ class Bus:
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
         self.connected = asyncio.Event()
+        self._connecting: asyncio.Task[None] | None = None
 
     async def connect(self, *, wait: float | None = None) -> None:
-        """Connect, retrying until it works; with `wait`, give up waiting after that many seconds."""
-        task = asyncio.create_task(self._connect_forever())
+        """Connect, retrying until it works (or `close`); with `wait`, stop waiting after that many seconds."""
+        task = self._connecting = asyncio.create_task(self._connect_forever(), name=f"{self.name}:connect")
         if wait is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(task), wait)
-            except TimeoutError:
+            done, _ = await asyncio.wait({task}, timeout=wait)
+            if not done:
                 log.warning("NATS not reachable yet at %s; still trying", self.url)
 
     async def _connect_forever(self) -> None:
@@ -99,13 +100,17 @@ class Bus:
             except Exception as exc:  # noqa: BLE001 - another process may have created it first
                 log.info("stream %s: %s", config.name, exc)
 
-    async def close(self) -> None:
-        """Close the connection; consumers are stopped first, and unacked messages are redelivered anyway."""
-        if self.nc is not None and not self.nc.is_closed:
-            try:
-                await asyncio.wait_for(self.nc.close(), 5)
-            except Exception as exc:  # noqa: BLE001 - shutting down regardless
-                log.warning("closing NATS: %s", exc)
+    async def close(self, within_s: float = 5.0) -> bool:
+        """Stop connecting and close the connection within `within_s`; unacked messages are redelivered anyway.
+
+        Bounded without `asyncio.wait_for`, which would wait for ever on a close that ignores its cancel.
+        Returns False if the close had to be cut.
+        """
+        if self._connecting is not None and not self._connecting.done():
+            await cancel_and_wait([self._connecting], min(within_s, 1.0))
+        if self.nc is None or self.nc.is_closed:
+            return True
+        return await bounded(self.nc.close(), seconds=within_s, what="closing NATS")
 
 
 class OutboxRelay:

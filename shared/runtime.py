@@ -4,7 +4,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,8 @@ from shared.auth import Identity, bearer, verify_internal_token
 from shared.bus import Bus, Consumer, OutboxRelay, Subscription
 from shared.db import ensure_schema, make_engine, make_sessions, ping
 from shared.errors import install_problem_handlers
+from shared.inputs import RefuseNulInUrl
+from shared.lifecycle import Deadline, Loops, bounded
 from shared.migrations import upgrade
 from shared.observability import Metrics, RequestContextMiddleware, configure_logging
 from shared.outbox import Outbox
@@ -51,7 +54,12 @@ class Runtime:
 
 @dataclass
 class ServiceSpec:
-    """What a service declares; `build_service_app` does the rest the same way for all."""
+    """What a service declares; `build_service_app` does the rest the same way for all.
+
+    `loops` are the service's own background loops (name → coroutine factory), started after `on_start`;
+    they run beside the runtime's own (stream set-up, outbox relay, one per consumer). Every one is
+    tracked, cancelled on shutdown and awaited with a deadline; `on_stop` runs after they ended.
+    """
 
     name: str
     metadata: MetaData
@@ -60,6 +68,8 @@ class ServiceSpec:
     routers: list[APIRouter]
     subscriptions: Callable[[Runtime], list[Subscription]] = lambda rt: []
     on_start: Callable[[Runtime], Awaitable[None]] | None = None
+    loops: Callable[[Runtime], dict[str, Coroutine[Any, Any, None]]] = lambda rt: {}
+    on_stop: Callable[[Runtime], Awaitable[None]] | None = None
     description: str = ""
 
 
@@ -71,39 +81,62 @@ def build_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(spec.name, settings.log_level)
         engine = make_engine(settings.database(), schema=spec.name)
-        await ensure_schema(engine, spec.name)
-        await upgrade(engine, spec.migrations, schema=spec.name)
-        sessions = make_sessions(engine)
         bus = Bus(settings.nats_url, name=f"jiaozhi-{spec.name}")
-        await bus.connect(wait=5)
-        relay = OutboxRelay(bus, sessions, spec.outbox, metrics=metrics, poll_s=settings.outbox_poll_s)
-        rt = Runtime(settings, engine, sessions, bus, spec.outbox, relay, metrics)
-        app.state.rt = rt
-        tasks = [asyncio.create_task(bus.ensure_stream(spec.name)), asyncio.create_task(relay.run())]
-        for sub in spec.subscriptions(rt):
-            consumer = Consumer(bus, sessions, spec.outbox, sub, relay=relay, metrics=metrics,
-                                batch=settings.consumer_batch)
-            tasks.append(asyncio.create_task(consumer.run(), name=sub.durable))
-        if spec.on_start is not None:
-            await spec.on_start(rt)
-        log.info("%s started", spec.name)
+        loops = Loops(spec.name)
+        app.state.loops = loops
         try:
+            await ensure_schema(engine, spec.name)
+            await upgrade(engine, spec.migrations, schema=spec.name)
+            sessions = make_sessions(engine)
+            await bus.connect(wait=5)
+            relay = OutboxRelay(bus, sessions, spec.outbox, metrics=metrics, poll_s=settings.outbox_poll_s)
+            rt = Runtime(settings, engine, sessions, bus, spec.outbox, relay, metrics)
+            app.state.rt = rt
+            loops.start("stream", bus.ensure_stream(spec.name))
+            loops.start("outbox-relay", relay.run())
+            for sub in spec.subscriptions(rt):
+                consumer = Consumer(bus, sessions, spec.outbox, sub, relay=relay, metrics=metrics,
+                                    batch=settings.consumer_batch)
+                loops.start(f"consumer:{sub.durable}", consumer.run())
+            if spec.on_start is not None:
+                await spec.on_start(rt)
+            for name, coro in spec.loops(rt).items():
+                loops.start(name, coro)
+            log.info("%s started", spec.name)
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await bus.close()
-            await engine.dispose()
+            await shut_down(spec, app, engine, bus, loops, settings.shutdown_s)
 
     app = FastAPI(title=f"jiaozhi {spec.name}", description=spec.description, lifespan=lifespan,
                   docs_url="/internal/docs", openapi_url="/internal/openapi.json")
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(RefuseNulInUrl)
     app.include_router(health_router(metrics))
     for router in spec.routers:
         app.include_router(router)
     return app
+
+
+async def shut_down(spec: ServiceSpec, app: FastAPI, engine: AsyncEngine, bus: Bus, loops: Loops,
+                    budget_s: float) -> None:
+    """Stop loops, run `on_stop`, close NATS and the pool, all within `budget_s`; log what had to be cut."""
+    started = time.monotonic()
+    deadline = Deadline(budget_s)
+    cut = await loops.stop(deadline.left(budget_s * 0.5))
+    rt: Runtime | None = getattr(app.state, "rt", None)
+    if spec.on_stop is not None and rt is not None:
+        if not await bounded(spec.on_stop(rt), seconds=deadline.left(budget_s * 0.2), what=f"{spec.name} on_stop"):
+            cut.append("on_stop")
+    if not await bus.close(within_s=deadline.left(budget_s * 0.2)):
+        cut.append("nats-close")
+    if not await bounded(engine.dispose(), seconds=deadline.left(), what="disposing the database pool"):
+        cut.append("db-dispose")
+    took = time.monotonic() - started
+    if cut:
+        log.warning("%s stopped in %.2fs; cut: %s", spec.name, took, ", ".join(cut))
+    else:
+        log.info("%s stopped in %.2fs", spec.name, took)
 
 
 def health_router(metrics: Metrics) -> APIRouter:

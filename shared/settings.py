@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     outbox_poll_s: float = Field(0.5, description="how often the relay looks for rows nobody announced")
     consumer_batch: int = 100
+    shutdown_s: float = Field(5.0, description="a component stops within this (loops, NATS, database pool)")
 
     @model_validator(mode="after")
     def _refuse_demo_secrets_in_production(self) -> Settings:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -14,7 +14,6 @@ from services.assessment.api import router
 from services.assessment.config import AssessmentSettings
 from services.assessment.handlers import subscriptions
 from services.assessment.models import OUTBOX, metadata
-from shared.inputs import RefuseNulInUrl
 from shared.runtime import Runtime, ServiceSpec, build_service_app
 
 log = logging.getLogger(__name__)
@@ -54,27 +53,14 @@ async def stop_report_jobs(rt: Runtime) -> None:
 def create_app(settings: AssessmentSettings | None = None) -> FastAPI:
     """The assessment service app, built from the given settings (or the environment)."""
     settings = settings or AssessmentSettings()
-    app = build_service_app(settings, ServiceSpec(
+    def loops(rt: Runtime) -> dict[str, Coroutine[Any, Any, None]]:
+        """Debounced online scoring (off when the debounce is 0)."""
+        if settings.score_debounce_s <= 0:
+            return {}
+        return {"announce-scores": announce_loop(rt, settings.score_debounce_s)}
+
+    return build_service_app(settings, ServiceSpec(
         name="assessment", metadata=metadata, outbox=OUTBOX, migrations=Path(__file__).parent / "migrations",
-        routers=[router], subscriptions=subscriptions,
+        routers=[router], subscriptions=subscriptions, loops=loops, on_stop=stop_report_jobs,
         description="Records activities; scores, ranks and colours stations; the daily board and reports.",
     ))
-    app.add_middleware(RefuseNulInUrl)
-    base_lifespan = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
-        async with base_lifespan(app_):
-            rt: Runtime = app_.state.rt
-            task = (asyncio.create_task(announce_loop(rt, settings.score_debounce_s), name="announce-scores")
-                    if settings.score_debounce_s > 0 else None)
-            try:
-                yield
-            finally:
-                if task is not None:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-                await stop_report_jobs(rt)
-
-    app.router.lifespan_context = lifespan
-    return app

@@ -1,10 +1,9 @@
 """Dispatch: units and areas, incident reception and dispatch, task-order routing and the loop."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -28,29 +27,16 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
             await routing.seed(session, table=shipped, source=f"file:{settings.routing_table.name}")
         rt.state["feed"] = TaskFeed()
 
-    app = build_service_app(settings, ServiceSpec(
+    def loops(rt: Runtime) -> dict[str, Coroutine[Any, Any, None]]:
+        """The deadline scheduler and the task feed of the live stream."""
+        return {
+            "deadline-scheduler": scheduler.run(rt, interval_s=settings.scheduler_interval_s,
+                                                grace_s=settings.escalation_grace_s),
+            "task-feed": rt.state["feed"].run(rt.bus),
+        }
+
+    return build_service_app(settings, ServiceSpec(
         name="dispatch", metadata=metadata, outbox=OUTBOX, migrations=Path(__file__).parent / "migrations",
-        routers=[router], subscriptions=subscriptions, on_start=on_start,
+        routers=[router], subscriptions=subscriptions, on_start=on_start, loops=loops,
         description="Units and areas, incident dispatch with arrival times, task-order routing and lifecycle.",
     ))
-    runtime_lifespan = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """The shared runtime, plus this service's own loops: the deadline scheduler and the task feed."""
-        async with runtime_lifespan(app):
-            rt: Runtime = app.state.rt
-            loops = [
-                asyncio.create_task(scheduler.run(rt, interval_s=settings.scheduler_interval_s,
-                                                  grace_s=settings.escalation_grace_s), name="deadline-scheduler"),
-                asyncio.create_task(rt.state["feed"].run(rt.bus), name="task-feed"),
-            ]
-            try:
-                yield
-            finally:
-                for loop in loops:
-                    loop.cancel()
-                await asyncio.gather(*loops, return_exceptions=True)
-
-    app.router.lifespan_context = lifespan
-    return app

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -17,7 +17,6 @@ from services.tracing.examples import check_examples
 from services.tracing.handlers import subscriptions
 from services.tracing.mirror import Mirror, keep_up
 from services.tracing.models import OUTBOX, metadata
-from shared.inputs import RefuseNulInUrl
 from shared.runtime import Runtime, ServiceSpec, build_service_app
 
 log = logging.getLogger(__name__)
@@ -40,26 +39,12 @@ def create_app(settings: TracingSettings | None = None) -> FastAPI:
                  shipped.version, len(shipped.models), len(mirror.index.accidents), time.perf_counter() - started,
                  mirror.mark)
 
-    app = build_service_app(settings, ServiceSpec(
+    def loops(rt: Runtime) -> dict[str, Coroutine[Any, Any, None]]:
+        """The loop that keeps this replica up with the others' writes."""
+        return {"catch-up": keep_up(rt.state["mirror"], rt.sessions, settings.refresh_s)}
+
+    return build_service_app(settings, ServiceSpec(
         name="tracing", metadata=metadata, outbox=OUTBOX, migrations=Path(__file__).parent / "migrations",
-        routers=[router], subscriptions=subscriptions, on_start=on_start,
+        routers=[router], subscriptions=subscriptions, on_start=on_start, loops=loops,
         description="Traces every accident to its five sources and issues task orders through the model catalogue.",
     ))
-    app.add_middleware(RefuseNulInUrl)
-    service_lifespan = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """The service's lifespan, plus the loop that keeps this replica up with the others' writes."""
-        async with service_lifespan(app):
-            rt: Runtime = app.state.rt
-            loop = asyncio.create_task(keep_up(rt.state["mirror"], rt.sessions, settings.refresh_s),
-                                       name="tracing-catch-up")
-            try:
-                yield
-            finally:
-                loop.cancel()
-                await asyncio.gather(loop, return_exceptions=True)
-
-    app.router.lifespan_context = lifespan
-    return app

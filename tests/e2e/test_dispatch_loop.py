@@ -18,9 +18,8 @@ from gateway.config import GatewaySettings
 from services.dispatch.models import TaskOrder
 from shared.db import utcnow
 from shared.events import Envelope, Milestone, TaskOrderGenerated
-from tests.conftest import serving
-from tests.services.dispatch.support import DEMO, IN_YIQIAO, Svc, served, set_modes, settings_for
-from tests.support import assert_problem, eventually
+from tests.helpers import assert_problem, eventually, serving
+from tests.services.dispatch.support import DEMO, IN_YIQIAO, served, set_modes, settings_for
 
 
 async def login(gateway: httpx.AsyncClient, username: str) -> dict[str, str]:
@@ -66,7 +65,7 @@ async def test_a_station_runs_the_loop_through_the_gateway_and_illegal_steps_are
             admin = await login(gw, "admin")
             assert (await gw.post("/api/v1/units", json=DEMO["units"], headers=admin)).status_code == 200
 
-            await set_modes(Svc(gw, app.state.rt.settings, app.state.rt), {"ps-yiqiao": "deep"})
+            await set_modes(app.state.rt, {"ps-yiqiao": "deep"})
 
             platform, station = await login(gw, "platform"), await login(gw, "ps-yiqiao")
             squadron, command = await login(gw, "sq-rural"), await login(gw, "command")

@@ -13,8 +13,7 @@ from deploy.natsd import free_port
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from shared.settings import DEMO_SECRET
-from tests.conftest import serving
-from tests.support import assert_problem
+from tests.helpers import assert_problem, serving
 
 SECRET = "a-real-secret-for-account-tests-" + "q" * 32
 

@@ -18,7 +18,7 @@ from gateway.app import create_app
 from gateway.config import GatewaySettings
 from shared.auth import Identity, verify_internal_token
 from shared.errors import PROBLEM
-from tests.conftest import serving
+from tests.helpers import serving
 
 PASSWORD = "demo"
 

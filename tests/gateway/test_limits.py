@@ -19,8 +19,7 @@ from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.limits import RateLimiter, retry_after
 from shared.auth import Identity, issue_token
-from tests.conftest import serving
-from tests.support import assert_problem, eventually
+from tests.helpers import assert_problem, eventually, serving
 
 
 def _upstream() -> FastAPI:

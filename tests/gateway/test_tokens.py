@@ -20,8 +20,7 @@ from gateway.config import GatewaySettings
 from shared.auth import ALGORITHM, Identity, issue_internal_token, issue_token
 from shared.errors import install_problem_handlers
 from shared.runtime import CallerDep
-from tests.conftest import serving
-from tests.support import assert_problem
+from tests.helpers import assert_problem, serving
 
 SECRET = "a-test-secret-for-the-negative-suite-" + "z" * 32
 

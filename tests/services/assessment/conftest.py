@@ -25,8 +25,7 @@ from shared.events import (
     UnitUpserted,
 )
 from shared.runtime import Runtime
-from tests.conftest import auth, serving
-from tests.support import eventually
+from tests.helpers import auth, eventually, serving
 
 
 def wrap(fact: Fact) -> Envelope:

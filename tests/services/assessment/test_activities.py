@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tests.helpers import assert_problem
 from tests.services.assessment.conftest import Assessment, unit
-from tests.support import assert_problem
 
 
 def record(external_id: str, kind: str = "education", station_id: str = "ps-a", **extra: Any) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from services.assessment.board import day_window
+from tests.helpers import assert_problem
 from tests.services.assessment.conftest import Assessment, mode, task, unit
-from tests.support import assert_problem
 
 
 def act(i: int, kind: str, count: float, **details: Any) -> dict[str, Any]:

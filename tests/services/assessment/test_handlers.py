@@ -16,8 +16,7 @@ from shared.bus import Bus
 from shared.db import utcnow
 from shared.events import Envelope, Fact, IncidentReported, Location, Severity, TaskChanged
 from shared.runtime import Runtime
-from tests.conftest import auth, serving
-from tests.support import eventually
+from tests.helpers import auth, eventually, serving
 
 
 def wrap(fact: Fact) -> Envelope:

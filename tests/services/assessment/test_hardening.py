@@ -16,9 +16,9 @@ from services.assessment.catalogue import default_set
 from services.assessment.models import DirtyPeriod, IndicatorChangeIn
 from services.assessment.scoring import PeriodData, score
 from shared.auth import Identity
+from tests.helpers import assert_problem
 from tests.services.assessment.conftest import Assessment, unit
 from tests.services.assessment.test_example import act
-from tests.support import assert_problem
 
 ADMIN = Identity(username="admin", role="admin", unit_id=None)
 

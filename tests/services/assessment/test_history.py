@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.helpers import assert_problem
 from tests.services.assessment.conftest import Assessment, accident, mode, unit
 from tests.services.assessment.test_example import act, scores, values
-from tests.support import assert_problem
 
 
 async def test_history_gives_year_on_year_figures_only_where_there_are_no_records(assessment: Assessment) -> None:

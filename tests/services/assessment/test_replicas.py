@@ -16,10 +16,9 @@ from services.assessment.app import create_app
 from services.assessment.config import AssessmentSettings
 from services.assessment.models import IndicatorVersion, ReportJob
 from shared.db import utcnow
-from tests.conftest import serving
+from tests.helpers import assert_problem, eventually, serving
 from tests.services.assessment.conftest import Assessment
 from tests.services.assessment.test_example import load_example
-from tests.support import assert_problem, eventually
 
 
 @contextlib.asynccontextmanager

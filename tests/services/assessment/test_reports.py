@@ -8,9 +8,9 @@ from typing import Any
 import openpyxl
 import pytest
 
+from tests.helpers import assert_problem, eventually
 from tests.services.assessment.conftest import Assessment
 from tests.services.assessment.test_example import load_example
-from tests.support import assert_problem, eventually
 
 
 def csv_tables(body: bytes) -> dict[str, list[list[str]]]:

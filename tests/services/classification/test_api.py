@@ -1,4 +1,4 @@
-"""Classification's API with stations learned from real NATS events, on SQLite and PostgreSQL: features, runs, modes."""
+"""Service's API with stations learned from real NATS events, on SQLite and PostgreSQL: features, runs, modes."""
 from __future__ import annotations
 
 import uuid
@@ -6,17 +6,17 @@ import uuid
 from sqlalchemy import select
 
 from services.classification.models import OUTBOX, ClassificationRun, Station
-from tests.services.classification.conftest import (
+from shared.events import StationClassified
+from tests.helpers import Service, assert_problem, eventually
+from tests.services.classification.helpers import (
     DEMO,
     EXPECTED_MODES,
     STATIONS,
-    Classification,
     put_demo_features,
 )
-from tests.support import assert_problem, eventually
 
 
-async def test_only_stations_are_remembered_from_unit_events(classification: Classification) -> None:
+async def test_only_stations_are_remembered_from_unit_events(classification: Service) -> None:
     async with classification.rt.sessions() as session:
         stations = {s.id: s for s in (await session.execute(select(Station))).scalars()}
 
@@ -27,7 +27,7 @@ async def test_only_stations_are_remembered_from_unit_events(classification: Cla
             unit["name"], unit["area_type"], unit["population"], unit["area_km2"])
 
 
-async def test_features_of_an_unknown_station_are_refused_with_404(classification: Classification) -> None:
+async def test_features_of_an_unknown_station_are_refused_with_404(classification: Service) -> None:
     response = await classification.client.put("/api/v1/stations/ps-nowhere/features",
                                                json={"period": "2021", "features": {"accidents_per_10k": 1.0}},
                                                headers=classification.as_("admin"))
@@ -36,7 +36,7 @@ async def test_features_of_an_unknown_station_are_refused_with_404(classificatio
 
 
 async def test_a_run_over_the_demo_features_assigns_two_stations_to_each_mode_and_announces_them(
-        classification: Classification) -> None:
+        classification: Service) -> None:
     await put_demo_features(classification)
 
     response = await classification.client.post("/api/v1/classification/runs", json={"period": "2021"},
@@ -51,10 +51,11 @@ async def test_a_run_over_the_demo_features_assigns_two_stations_to_each_mode_an
         s: (None, m) for s, m in EXPECTED_MODES.items()}
 
     async def six_announced() -> bool:
-        return await classification.relayed() and len(await classification.classified_events()) == 6
+        announced = await classification.facts("classification", StationClassified)
+        return await classification.relayed() and len(announced) == 6
 
     await eventually(six_announced, what="six classification.station.classified.v1 events")
-    events = await classification.classified_events()
+    events = await classification.facts("classification", StationClassified)
     assert {e.station_id: e.mode for e in events} == EXPECTED_MODES
     assert all(e.source == "model" and e.run_id == run["id"] and e.previous_mode is None for e in events)
 
@@ -66,7 +67,7 @@ async def test_a_run_over_the_demo_features_assigns_two_stations_to_each_mode_an
 
 
 async def test_running_again_on_the_same_features_changes_nothing_and_announces_nothing(
-        classification: Classification) -> None:
+        classification: Service) -> None:
     await put_demo_features(classification)
     first = await classification.client.post("/api/v1/classification/runs", json={"period": "2021"},
                                              headers=classification.as_("admin"))
@@ -82,12 +83,12 @@ async def test_running_again_on_the_same_features_changes_nothing_and_announces_
     assert {a["station_id"]: a["mode"] for a in again.json()["assignments"]} == EXPECTED_MODES
     assert await classification.count(OUTBOX.table) == 6
     assert await classification.relayed()
-    assert len(await classification.classified_events()) == 6
+    assert len(await classification.facts("classification", StationClassified)) == 6
     assert await classification.count(ClassificationRun) == 2
 
 
 async def test_a_dry_run_over_inline_stations_returns_assignments_and_stores_and_emits_nothing(
-        classification: Classification) -> None:
+        classification: Service) -> None:
     stations = [{"id": sid, "features": f} for sid, f in DEMO["features"].items()]
 
     response = await classification.client.post("/api/v1/classification/runs",
@@ -106,7 +107,7 @@ async def test_a_dry_run_over_inline_stations_returns_assignments_and_stores_and
     assert_problem(missing, 404)
 
 
-async def test_a_dry_run_with_two_stations_is_refused(classification: Classification) -> None:
+async def test_a_dry_run_with_two_stations_is_refused(classification: Service) -> None:
     stations = [{"id": sid, "features": f} for sid, f in list(DEMO["features"].items())[:2]]
 
     response = await classification.client.post("/api/v1/classification/runs",
@@ -116,7 +117,7 @@ async def test_a_dry_run_with_two_stations_is_refused(classification: Classifica
     assert_problem(response, 422)
 
 
-async def test_a_run_without_stored_features_is_refused(classification: Classification) -> None:
+async def test_a_run_without_stored_features_is_refused(classification: Service) -> None:
     response = await classification.client.post("/api/v1/classification/runs", json={},
                                                 headers=classification.as_("admin"))
 
@@ -124,7 +125,7 @@ async def test_a_run_without_stored_features_is_refused(classification: Classifi
     assert await classification.count(ClassificationRun) == 0
 
 
-async def test_a_station_user_may_neither_import_features_nor_run(classification: Classification) -> None:
+async def test_a_station_user_may_neither_import_features_nor_run(classification: Service) -> None:
     station = classification.as_("station", unit_id="ps-yiqiao")
     features = {"period": "2021", "features": DEMO["features"]["ps-yiqiao"]}
 
@@ -136,7 +137,7 @@ async def test_a_station_user_may_neither_import_features_nor_run(classification
     assert await classification.count(ClassificationRun) == 0
 
 
-async def test_a_run_id_that_does_not_exist_is_404(classification: Classification) -> None:
+async def test_a_run_id_that_does_not_exist_is_404(classification: Service) -> None:
     response = await classification.client.get(f"/api/v1/classification/runs/run-{uuid.uuid4().hex[:12]}",
                                                headers=classification.as_("admin"))
 

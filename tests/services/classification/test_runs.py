@@ -6,16 +6,14 @@ from zoneinfo import ZoneInfo
 
 from deploy.demo_district import features_of
 from services.classification.classifier import CANONICAL_FEATURES
-from shared.events import ActivityRecorded, IncidentReported, Location, Severity
-from tests.services.classification.conftest import (
+from shared.events import ActivityRecorded, IncidentReported, Location, Severity, StationClassified
+from tests.helpers import Service, assert_problem, eventually
+from tests.services.classification.helpers import (
     DEMO,
     EXPECTED_MODES,
     STATIONS,
-    Classification,
-    publish,
     put_demo_features,
 )
-from tests.support import assert_problem, eventually
 
 CSV = "text/csv"
 
@@ -27,13 +25,13 @@ def demo_csv(period: str = "2021") -> str:
     return "\n".join(lines) + "\n"
 
 
-async def run(c: Classification, body: dict | None = None, role: str = "admin") -> dict:
+async def run(c: Service, body: dict | None = None, role: str = "admin") -> dict:
     response = await c.client.post("/api/v1/classification/runs", json=body or {"period": "2021"}, headers=c.as_(role))
     assert response.status_code == 201, response.text
     return response.json()
 
 
-async def test_a_bulk_csv_import_feeds_a_run(classification: Classification) -> None:
+async def test_a_bulk_csv_import_feeds_a_run(classification: Service) -> None:
     c = classification
     response = await c.client.post("/api/v1/classification/features", content=demo_csv(),
                                    headers=c.as_("command") | {"content-type": CSV})
@@ -46,7 +44,7 @@ async def test_a_bulk_csv_import_feeds_a_run(classification: Classification) -> 
     assert all(a["distinctive"] and a["distinctive"][0]["feature"] for a in result["assignments"])
 
 
-async def test_bad_csv_is_refused_with_a_clear_4xx(classification: Classification) -> None:
+async def test_bad_csv_is_refused_with_a_clear_4xx(classification: Service) -> None:
     c = classification
     headers = c.as_("admin") | {"content-type": CSV}
     bad_number = "station_id,period,deaths_per_100k\nps-yiqiao,2021,lots\n"
@@ -65,7 +63,7 @@ async def test_bad_csv_is_refused_with_a_clear_4xx(classification: Classificatio
                                        headers=c.as_("station", "ps-yiqiao") | {"content-type": CSV}), 403)
 
 
-async def test_an_override_survives_re_runs_and_is_shown_beside_the_model(classification: Classification) -> None:
+async def test_an_override_survives_re_runs_and_is_shown_beside_the_model(classification: Service) -> None:
     c = classification
     await put_demo_features(c)
     first = await run(c)
@@ -93,15 +91,15 @@ async def test_an_override_survives_re_runs_and_is_shown_beside_the_model(classi
     assert removed.json()["mode_source"] == "model"
 
     async def all_announced() -> bool:
-        return await c.relayed() and len(await c.classified_events()) == 8
+        return await c.relayed() and len(await c.facts("classification", StationClassified)) == 8
 
     await eventually(all_announced, what="6 model events, the override and its removal")
-    yiqiao_events = [(e.mode, e.previous_mode, e.source) for e in await c.classified_events()
+    yiqiao_events = [(e.mode, e.previous_mode, e.source) for e in await c.facts("classification", StationClassified)
                      if e.station_id == "ps-yiqiao"]
     assert yiqiao_events == [("deep", None, "model"), ("full", "deep", "override"), ("deep", "full", "model")]
 
 
-async def test_override_guard_rails(classification: Classification) -> None:
+async def test_override_guard_rails(classification: Service) -> None:
     c = classification
     assert_problem(await c.client.put("/api/v1/stations/ps-yiqiao/mode-override",
                                       json={"mode": "fastest", "reason": "because"}, headers=c.as_("admin")), 422)
@@ -113,7 +111,7 @@ async def test_override_guard_rails(classification: Classification) -> None:
     assert_problem(await c.client.delete("/api/v1/stations/ps-yiqiao/mode-override", headers=c.as_("admin")), 404)
 
 
-async def test_runs_are_versioned_listed_newest_first_and_diffed(classification: Classification) -> None:
+async def test_runs_are_versioned_listed_newest_first_and_diffed(classification: Service) -> None:
     c = classification
     await put_demo_features(c)
     first = await run(c)
@@ -143,7 +141,7 @@ async def test_runs_are_versioned_listed_newest_first_and_diffed(classification:
     assert_problem(await c.client.get("/api/v1/classification/runs", headers=c.as_("station", "ps-yiqiao")), 403)
 
 
-async def test_dry_run_guard_rails(classification: Classification) -> None:
+async def test_dry_run_guard_rails(classification: Service) -> None:
     c = classification
     base = [{"id": s["id"], "features": dict(DEMO["features"][s["id"]])} for s in STATIONS]
     constant = [{"id": s["id"], "features": {"congestion_alarms_per_10k": 1.0, "deaths_per_100k": 1.0}}
@@ -158,7 +156,7 @@ async def test_dry_run_guard_rails(classification: Classification) -> None:
 
 
 async def test_features_computed_from_events_agree_with_the_generator_aggregation(
-        classification: Classification) -> None:
+        classification: Service) -> None:
     c = classification
     tz = ZoneInfo("Asia/Shanghai")
     at = dt.datetime(2021, 6, 1, 9, tzinfo=tz)
@@ -188,7 +186,7 @@ async def test_features_computed_from_events_agree_with_the_generator_aggregatio
     facts += [ActivityRecorded(activity_id=f"a{n}", external_id=f"x{n}", kind=r["kind"], station_id=r["station_id"],
                                occurred_at=r["occurred_at"], count=r["count"], details=r["details"])
               for n, r in enumerate(activities)]
-    await publish(c.bus, facts)
+    await c.publish(*facts)
     expected = features_of(DEMO["units"], incidents, activities, "2021")
 
     async def counted() -> bool:

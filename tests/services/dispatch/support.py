@@ -7,11 +7,9 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import uvicorn
 from sqlalchemy import select
 
@@ -24,8 +22,7 @@ from services.dispatch.service import apply_classification
 from shared.db import utcnow
 from shared.events import Milestone, StationClassified, TaskOrderGenerated
 from shared.runtime import Runtime
-from tests.conftest import auth, serving
-from tests.support import eventually
+from tests.helpers import Service, bounded_teardown, eventually, running_service
 
 DEMO = json.loads((Path(__file__).resolve().parents[3] / "deploy" / "demo_district.json").read_text())
 IN_YIQIAO = {"lat": 30.1, "lon": 120.45}
@@ -33,21 +30,7 @@ IN_HESHANG = {"lat": 30.2, "lon": 120.45}
 OUTSIDE = {"lat": 31.5, "lon": 121.9}
 
 
-@dataclass
-class Svc:
-    """A dispatch replica running in-process."""
-
-    client: httpx.AsyncClient
-    settings: DispatchSettings
-    rt: Runtime
-
-    def as_(self, role: str, unit_id: str | None = None) -> dict[str, str]:
-        """Headers of a caller with this role (and unit)."""
-        return auth(self.settings, role, unit_id=unit_id)
-
-    def station(self, unit_id: str) -> dict[str, str]:
-        """Headers of a station user."""
-        return self.as_("station", unit_id)
+Svc = Service  # a dispatch replica running in-process (tests/helpers.py)
 
 
 def settings_for(database_url: str, nats_url: str, data_dir: Path, **extra: Any) -> DispatchSettings:
@@ -59,18 +42,17 @@ def settings_for(database_url: str, nats_url: str, data_dir: Path, **extra: Any)
 @asynccontextmanager
 async def running(settings: DispatchSettings, *, load_units: bool = True) -> AsyncIterator[Svc]:
     """A replica with the demo district's units."""
-    app = create_app(settings)
-    async with serving(app) as client:
-        svc = Svc(client, settings, app.state.rt)
+    async with running_service(create_app, settings) as svc:
         if load_units:
-            response = await client.post("/api/v1/units", json=DEMO["units"], headers=svc.as_("admin"))
+            response = await svc.client.post("/api/v1/units", json=DEMO["units"], headers=svc.as_("admin"))
             assert response.status_code == 200, response.text
         yield svc
 
 
-async def set_modes(svc: Svc, modes: dict[str, str]) -> None:
-    """Apply classification results as if they came from the bus."""
-    async with svc.rt.transaction() as session:
+async def set_modes(svc: Svc | Runtime, modes: dict[str, str]) -> None:
+    """Apply classification results as if they came from the bus (to a replica, or its runtime)."""
+    rt = svc if isinstance(svc, Runtime) else svc.rt
+    async with rt.transaction() as session:
         for station_id, mode in modes.items():
             await apply_classification(session, fact=StationClassified(station_id=station_id, mode=mode,
                                                                          source="model"))
@@ -130,5 +112,5 @@ async def served(settings: DispatchSettings) -> AsyncIterator[tuple[str, object]
         yield f"http://127.0.0.1:{port}", app
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 10)
+        await bounded_teardown(task, what="uvicorn serving dispatch")
 

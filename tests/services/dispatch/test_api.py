@@ -22,8 +22,7 @@ from services.dispatch.models import OUTBOX, Incident
 from shared.events import Envelope, IncidentReported
 from shared.pagination import encode_cursor
 from shared.runtime import Runtime
-from tests.conftest import auth, serving
-from tests.support import assert_problem
+from tests.helpers import assert_problem, auth, serving
 
 DEMO = json.loads((Path(__file__).resolve().parents[3] / "deploy" / "demo_district.json").read_text())
 ID_NUMBER = "330102199001011234"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from shared.events import IncidentArrived, IncidentDispatched, IncidentReported
+from tests.helpers import assert_problem
 from tests.services.dispatch.support import IN_HESHANG, IN_YIQIAO, OUTSIDE, Svc, incident, set_modes, staged
-from tests.support import assert_problem
 
 BATCH = "/api/v1/incidents:batch"
 

@@ -5,8 +5,8 @@ import datetime as dt
 
 import pytest
 
+from tests.helpers import assert_problem
 from tests.services.dispatch.support import IN_HESHANG, IN_YIQIAO, OUTSIDE, Svc, incident, set_modes
-from tests.support import assert_problem
 
 MAY = {"since": "2024-05-01T00:00:00+08:00", "until": "2024-06-01T00:00:00+08:00"}
 

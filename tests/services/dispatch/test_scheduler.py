@@ -12,8 +12,8 @@ from services.dispatch import scheduler
 from services.dispatch.models import TaskOrder
 from shared.db import utcnow
 from shared.events import TaskEscalated, TaskOverdue
+from tests.helpers import eventually
 from tests.services.dispatch.support import Svc, order, receive, running, settings_for, staged
-from tests.support import eventually
 
 GRACE_S = 0.6
 INTERVAL_S = 0.1

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import auth
+from tests.helpers import assert_problem, auth, eventually
 from tests.services.dispatch.support import order, ready, receive, running, served, settings_for
-from tests.support import assert_problem, eventually
 
 
 class Listener:

@@ -7,8 +7,8 @@ import pytest
 
 from services.dispatch.lifecycle import STEPS
 from shared.events import TaskChanged
+from tests.helpers import assert_problem
 from tests.services.dispatch.support import Svc, order, receive, set_modes, staged
-from tests.support import assert_problem
 
 # DOMAIN.md §5 with the demo district's units: basic → Heshang (squadron sq-rural), deep → Yiqiao, full → Xintang
 STATION = {"basic": "ps-heshang", "deep": "ps-yiqiao", "full": "ps-xintang"}

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import auth
+from tests.helpers import assert_problem, auth, eventually
 from tests.services.tracing.test_handlers import Tracing, incident_envelope, tracing  # noqa: F401 - fixture
-from tests.support import assert_problem, eventually
 
 pytestmark = pytest.mark.usefixtures("tracing")
 ID_NUMBER = "330102199001011234"

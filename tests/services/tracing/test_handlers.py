@@ -30,8 +30,7 @@ from shared.events import (
     VehicleFacts,
 )
 from shared.runtime import Runtime
-from tests.conftest import auth, serving
-from tests.support import eventually
+from tests.helpers import auth, eventually, serving
 
 
 @dataclass

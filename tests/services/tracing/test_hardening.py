@@ -12,9 +12,8 @@ from sqlalchemy import select
 from services.tracing.models import Person, TracedIncident, Village
 from shared.db import utcnow
 from shared.events import IncidentReported, Location, PartyFacts, PersonFacts, VehicleFacts
-from tests.conftest import auth
+from tests.helpers import assert_problem, auth, eventually
 from tests.services.tracing.test_handlers import Tracing, envelope_of, tracing  # noqa: F401 - fixture
-from tests.support import assert_problem, eventually
 
 pytestmark = pytest.mark.usefixtures("tracing")
 ID_NUMBER = "330102199001011234"

@@ -36,9 +36,8 @@ from shared.db import ensure_schema, make_engine, make_sessions, utcnow
 from shared.events import Envelope, IncidentReported, Location
 from shared.migrations import upgrade
 from shared.runtime import Runtime
-from tests.conftest import auth, fresh_pg_database, serving
+from tests.helpers import assert_problem, auth, eventually, fresh_pg_database, serving
 from tests.services.tracing.test_handlers import Tracing, envelope_of, tracing  # noqa: F401 - fixture
-from tests.support import assert_problem, eventually
 
 SPOT = (30.2, 120.6)  # where the accidents pile up
 HAZARD_SPOT = (30.25, 120.65)  # ~7 km away: no accident of SPOT counts here
