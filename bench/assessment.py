@@ -164,10 +164,10 @@ async def score_reads(requests: int = 5) -> dict[str, Any]:
     from sqlalchemy import insert
 
     from deploy.natsd import free_port, start_nats
-    from services.assessment import periods, service
+    from services.assessment import periods, service, stations
     from services.assessment.app import create_app
     from services.assessment.config import AssessmentSettings
-    from services.assessment.models import Measure, StationModeCopy, UnitCopy
+    from services.assessment.models import Measure, UnitCopy
     from shared.auth import Identity, issue_internal_token
     from shared.db import utcnow
 
@@ -187,16 +187,14 @@ async def score_reads(requests: int = 5) -> dict[str, Any]:
                 async with rt.transaction() as session:
                     await session.execute(insert(UnitCopy.__table__), [  # type: ignore[attr-defined]
                         {"id": f"ps-{s:04d}", "name": f"PS {s}", "kind": "station", "parent_id": None,
-                         "population": int(rng.integers(20_000, 300_000)), "updated_at": now}
-                        for s in range(READ_STATIONS)])
-                    await session.execute(insert(StationModeCopy.__table__), [  # type: ignore[attr-defined]
-                        {"station_id": f"ps-{s:04d}", "mode": str(MODES[s % 3]), "updated_at": now}
+                         "population": int(rng.integers(20_000, 300_000)), "mode": str(MODES[s % 3]),
+                         "updated_at": now}
                         for s in range(READ_STATIONS)])
                     for i in range(0, len(rows), 50_000):
                         await session.execute(insert(Measure.__table__), rows[i:i + 50_000])  # type: ignore[attr-defined]
                 period = periods.month("2024-05")
                 async with rt.sessions() as session:
-                    known = await service.stations(session)
+                    known = await stations.stations(session)
                     t0 = time.perf_counter()
                     datas = {}
                     for mode in MODES:

@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from services.assessment import board, history, jobs, periods, records, reports, service
+from services.assessment import board, history, jobs, periods, records, reports, service, stations
 from services.assessment.inputs import MONTH
-from services.assessment.models import (
-    Activity,
+from services.assessment.models import Activity
+from services.assessment.schemas import (
     ActivityIn,
     ActivityOut,
     BatchOut,
@@ -83,7 +83,7 @@ async def record_activity(data: ActivityIn, rt: RuntimeDep, who: CallerDep, resp
     if not created:
         response.status_code = 200
     async with rt.sessions() as session:
-        known = bool(await records.known_stations(session, [activity.station_id]))
+        known = bool(await stations.known_stations(session, [activity.station_id]))
     if not known:
         records.warn_unknown({activity.station_id}, int(created))
     return records.activity_out(activity, known=known)
@@ -133,7 +133,7 @@ async def list_activities(rt: RuntimeDep, who: CallerDep, station_id: str | None
         if who.role == "platform":
             stmt = stmt.where(Activity.recorded_by == who.username)
         elif not who.sees_whole_district:
-            shown = service.visible(who, await service.stations(session))
+            shown = stations.visible(who, await stations.stations(session))
             stmt = stmt.where(Activity.station_id.in_(list(shown)))
         if station_id:
             stmt = stmt.where(Activity.station_id == station_id)
@@ -154,7 +154,7 @@ async def list_activities(rt: RuntimeDep, who: CallerDep, station_id: str | None
         rows = list((await session.execute(stmt.order_by(Activity.day, Activity.id).limit(limit + 1))).scalars())
         more = len(rows) > limit
         rows = rows[:limit]
-        known = await records.known_stations(session, [a.station_id for a in rows])
+        known = await stations.known_stations(session, [a.station_id for a in rows])
     return Page(items=[records.activity_out(a, known=a.station_id in known) for a in rows],
                 next_cursor=encode_cursor(rows[-1].day, rows[-1].id) if more else None)
 
@@ -240,7 +240,7 @@ async def recompute(rt: RuntimeDep, who: CallerDep,
         raise Forbidden("only the command centre re-scores")
     async with rt.transaction() as session:
         if period:
-            known = await service.stations(session)
+            known = await stations.stations(session)
             announced = await service.announce_period(session, outbox=rt.outbox, period=periods.month(period),
                                                       known=known)
         else:
@@ -276,7 +276,7 @@ async def list_history(rt: RuntimeDep, who: CallerDep, station_id: str | None = 
     _officer(who)
     async with rt.sessions() as session:
         shown = None if who.sees_whole_district else set(
-            service.visible(who, await service.stations(session)))
+            stations.visible(who, await stations.stations(session)))
         found = await history.rows(session, station_id=station_id, month=month, shown=shown)
     return [HistoryRowOut.model_validate(r, from_attributes=True) for r in found]
 
@@ -291,7 +291,7 @@ async def daily_board(rt: RuntimeDep, who: CallerDep, date: str | None = None,
     now = utcnow()
     day = periods.parse_day(date, "date") if date else now.astimezone(ZoneInfo(tz)).date()
     async with rt.sessions() as session:
-        shown = service.visible(who, await service.stations(session))
+        shown = stations.visible(who, await stations.stations(session))
         if station_id is not None:
             if station_id not in shown:
                 raise NotFound(f"no station {station_id}")
@@ -307,8 +307,8 @@ async def _report(rt: Runtime, who: Identity, kind: reports.Kind, period: str | 
     now = utcnow()
     p = reports.report_period(kind, period, now.astimezone(ZoneInfo(tz)).date())
     async with rt.sessions() as session:
-        known = await service.stations(session)
-        shown = service.visible(who, known)
+        known = await stations.stations(session)
+        shown = stations.visible(who, known)
         if station_id is not None:
             if station_id not in shown:
                 raise NotFound(f"no station {station_id}")

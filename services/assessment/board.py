@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assessment.models import BoardOut, Measure, StationBoardOut, TaskCopy, ThemeOut
-from services.assessment.service import StationInfo
+from services.assessment.models import Measure, TaskCopy
+from services.assessment.schemas import BoardOut, StationBoardOut, ThemeOut
+from services.assessment.stations import StationInfo
 from shared.errors import Invalid
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.assessment.models import IndicatorChangeIn
+from services.assessment.schemas import IndicatorChangeIn
 from shared.errors import Invalid
 
 DATA = Path(__file__).with_name("data")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assessment import records, service
+from services.assessment import records, stations
 from shared.bus import Subscription
+from shared.db import utcnow
 from shared.events import (
     Envelope,
     IncidentArrived,
@@ -24,7 +25,6 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
     tz = rt.settings.timezone
 
     async def on_incident(session: AsyncSession, fact: IncidentReported, _: Envelope) -> None:
-        await service.count_incident(session, fact=fact, tz=tz)
         await records.on_incident(session, fact=fact, tz=tz)
 
     async def on_dispatched(session: AsyncSession, fact: IncidentDispatched, _: Envelope) -> None:
@@ -34,7 +34,6 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
         await records.on_arrived(session, fact=fact, tz=tz)
 
     async def on_task(session: AsyncSession, fact: TaskChanged, _: Envelope) -> None:
-        await service.count_task(session, fact=fact, tz=tz)
         await records.on_task_changed(session, fact=fact, tz=tz)
 
     async def on_overdue(session: AsyncSession, fact: TaskOverdue, _: Envelope) -> None:
@@ -44,10 +43,11 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
         await records.on_task_escalated(session, fact=fact, tz=tz)
 
     async def on_unit(session: AsyncSession, fact: UnitUpserted, _: Envelope) -> None:
-        await records.on_unit(session, fact=fact)
+        await stations.remember_unit(session, fact=fact)
+        await records.mark_dirty(session, [records.local_day(utcnow(), "UTC")])
 
     async def on_mode(session: AsyncSession, fact: StationClassified, envelope: Envelope) -> None:
-        await service.remember_mode(session, fact=fact)
+        await stations.remember_mode(session, fact=fact)
         await records.mark_dirty(session, [records.local_day(envelope.time, tz)])
 
     return [

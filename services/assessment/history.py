@@ -22,16 +22,12 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assessment.models import (
-    BatchError,
-    HistoryIn,
-    HistoryItemResult,
-    HistoryMeasure,
-    HistoryOut,
-    Measure,
-    UnitCopy,
-)
+from services.assessment.catalogue import default_set
+from services.assessment.items import catalogue as report_catalogue
+from services.assessment.models import HistoryMeasure, Measure
 from services.assessment.records import mark_dirty
+from services.assessment.schemas import BatchError, HistoryIn, HistoryItemResult, HistoryOut
+from services.assessment.stations import announced_kinds
 from shared.auth import Identity
 from shared.db import utcnow
 from shared.errors import Forbidden, Invalid
@@ -46,9 +42,6 @@ ALIASES = {"accidents": "incident.accident", "deaths": "accident_deaths", "injur
 @cache
 def known_measures() -> frozenset[str]:
     """Measures an import may carry: those the indicators and report items read (and the aliases)."""
-    from services.assessment.catalogue import default_set
-    from services.assessment.reports import catalogue as report_catalogue
-
     names: set[str] = set()
     for ind in default_set().indicators:
         names.update(ind.measurement.numerator, ind.measurement.denominator)
@@ -110,8 +103,7 @@ async def import_history(session: AsyncSession, *, raw: list[Any], who: Identity
     if who.role not in ("admin", "platform"):
         raise Forbidden("only an admin or a platform imports historical measures")
     good, results = _parse(raw)
-    units = {u.id: u.kind for u in (await session.execute(
-        select(UnitCopy).where(UnitCopy.id.in_({i.station_id for _, i in good})))).scalars()} if good else {}
+    units = await announced_kinds(session, [i.station_id for _, i in good])
     keys = {(i.station_id, i.month) for _, i in good}
     existing: set[tuple[str, str, str]] = set()
     if keys:

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assessment.models import ReportJob, ReportJobOut
+from services.assessment.models import ReportJob
+from services.assessment.schemas import ReportJobOut
 from shared.auth import Identity
 from shared.db import utcnow
 from shared.errors import NotFound

@@ -15,19 +15,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.inputs import MAX_YEAR, MIN_YEAR
-from services.assessment.models import (
-    Activity,
-    ActivityIn,
-    ActivityOut,
-    BatchError,
-    BatchItemResult,
-    BatchOut,
-    DirtyPeriod,
-    Measure,
-    StationModeCopy,
-    TaskCopy,
-    UnitCopy,
-)
+from services.assessment.models import Activity, DirtyPeriod, Measure, TaskCopy
+from services.assessment.schemas import ActivityIn, ActivityOut, BatchError, BatchItemResult, BatchOut
+from services.assessment.stations import announced_kinds, known_stations, may_record_for
 from shared.auth import Identity
 from shared.db import insert_ignoring_duplicates, utcnow
 from shared.errors import Forbidden, Invalid
@@ -39,7 +29,6 @@ from shared.events import (
     TaskChanged,
     TaskEscalated,
     TaskOverdue,
-    UnitUpserted,
 )
 from shared.outbox import Outbox
 
@@ -114,36 +103,11 @@ async def mark_dirty(session: AsyncSession, days: Iterable[dt.date]) -> None:
 
 # --- activities --------------------------------------------------------------------------------
 
-async def may_record_for(session: AsyncSession, who: Identity, station_id: str) -> bool:
-    """Platforms and the command centre record for any station; a station for itself; a squadron for its zone."""
-    if who.sees_whole_district or who.role == "platform":
-        return True
-    if who.role == "station":
-        return who.unit_id == station_id
-    if who.role == "squadron":
-        unit = await session.get(UnitCopy, station_id)
-        return unit is not None and unit.parent_id == who.unit_id
-    return False
-
-
 def activity_out(a: Activity, *, known: bool = True) -> ActivityOut:
     """An activity as the API shows it (`known`: whether its station id is a known station)."""
     return ActivityOut(id=a.id, external_id=a.external_id, kind=a.kind, station_id=a.station_id,
                        occurred_at=a.occurred_at, day=a.day, count=a.count, value=a.value, details=a.details or {},
                        station_known=known)
-
-
-async def known_stations(session: AsyncSession, ids: Iterable[str]) -> set[str]:
-    """Which of these ids assessment knows as stations (a unit copy of kind station, or a classified mode)."""
-    wanted = list(set(ids))
-    out: set[str] = set()
-    for chunk in range(0, len(wanted), 500):
-        part = wanted[chunk:chunk + 500]
-        out.update((await session.execute(select(UnitCopy.id).where(UnitCopy.id.in_(part),
-                                                                    UnitCopy.kind == "station"))).scalars())
-        out.update((await session.execute(select(StationModeCopy.station_id).where(
-            StationModeCopy.station_id.in_(part)))).scalars())
-    return out
 
 
 def warn_unknown(unknown: set[str], created: int) -> None:
@@ -156,12 +120,12 @@ def warn_unknown(unknown: set[str], created: int) -> None:
 async def record_activities(session: AsyncSession, *, outbox: Outbox, items: list[ActivityIn], who: Identity,
                             tz: str) -> list[tuple[Activity, bool]]:
     """Accept activity records (idempotent on external_id): (record, created) per item, in order."""
+    kinds = await announced_kinds(session, [i.station_id for i in items])
     for item in items:
         if not await may_record_for(session, who, item.station_id):
             raise Forbidden(f"{who.username} may not record activities for {item.station_id}")
-        unit = await session.get(UnitCopy, item.station_id)
-        if unit is not None and unit.kind != "station":
-            raise Invalid(f"{item.station_id} is a {unit.kind}, not a station",
+        if kinds.get(item.station_id, "station") != "station":
+            raise Invalid(f"{item.station_id} is a {kinds[item.station_id]}, not a station",
                           errors=[{"loc": ["body", "station_id"], "msg": "not a station"}])
     ids = list({i.external_id for i in items})
     known: dict[str, Activity] = {}
@@ -213,14 +177,15 @@ async def record_batch(session: AsyncSession, *, outbox: Outbox, raw: list[Any],
     """A batch of activity records: per-item results; a bad item does not stop the others."""
     good, results = parse_batch(raw)
     allowed: list[tuple[int, ActivityIn]] = []
+    kinds = await announced_kinds(session, [i.station_id for _, i in good])
     for index, item in good:
-        unit = await session.get(UnitCopy, item.station_id)
+        kind = kinds.get(item.station_id, "station")
         if not await may_record_for(session, who, item.station_id):
             results.append(BatchItemResult(index=index, status=422, errors=[
                 BatchError(loc=["station_id"], msg="outside your jurisdiction")]))
-        elif unit is not None and unit.kind != "station":
+        elif kind != "station":
             results.append(BatchItemResult(index=index, status=422, errors=[
-                BatchError(loc=["station_id"], msg=f"{item.station_id} is a {unit.kind}, not a station")]))
+                BatchError(loc=["station_id"], msg=f"{item.station_id} is a {kind}, not a station")]))
         else:
             allowed.append((index, item))
     saved = await record_activities(session, outbox=outbox, items=[i for _, i in allowed], who=who, tz=tz)
@@ -239,10 +204,15 @@ async def record_batch(session: AsyncSession, *, outbox: Outbox, raw: list[Any],
 # --- what other services report -----------------------------------------------------------------
 
 async def on_incident(session: AsyncSession, *, fact: IncidentReported, tz: str) -> None:
-    """An incident adds to its station's day: all incidents, by kind, and accident casualties."""
+    """An incident adds to its station's day: all incidents, by kind, casualties of every incident (the tallies)
+    and of accidents (the indicators)."""
     if fact.station_id is None:
         return
     adds = {"incidents": 1.0, f"incident.{fact.kind}": 1.0}
+    if fact.severity.deaths:
+        adds["incident_deaths"] = float(fact.severity.deaths)
+    if fact.severity.injuries:
+        adds["incident_injuries"] = float(fact.severity.injuries)
     if fact.kind == "accident":
         adds["accident_deaths"] = float(fact.severity.deaths)
         adds["accident_injuries"] = float(fact.severity.injuries)
@@ -313,13 +283,3 @@ async def on_task_escalated(session: AsyncSession, *, fact: TaskEscalated, tz: s
     session.add(task)
     if fact.station_id is not None:
         await add_measures(session, {(fact.station_id, local_day(fact.at, tz)): {"tasks_escalated": 1.0}})
-
-
-async def on_unit(session: AsyncSession, *, fact: UnitUpserted) -> None:
-    """Keep the unit tree and stations' populations."""
-    unit = await session.get(UnitCopy, fact.unit_id) or UnitCopy(id=fact.unit_id, name=fact.name, kind=fact.kind,
-                                                                 updated_at=utcnow())
-    unit.name, unit.kind, unit.parent_id = fact.name, fact.kind, fact.parent_id
-    unit.area_type, unit.population, unit.updated_at = fact.area_type, fact.population, utcnow()
-    session.add(unit)
-    await mark_dirty(session, [local_day(utcnow(), "UTC")])

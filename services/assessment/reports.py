@@ -4,52 +4,20 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 from collections import Counter
-from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment import board as board_mod
 from services.assessment import history, periods
+from services.assessment.items import catalogue, item_value
 from services.assessment.periods import Period
-from services.assessment.service import StationInfo, compute
+from services.assessment.service import compute
+from services.assessment.stations import StationInfo
 from shared.errors import Invalid
 
 Kind = Literal["daily", "weekly", "monthly"]
-
-
-class Item(BaseModel):
-    """A report task item: a sum, a ratio or a per-10k rate of daily measures."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    id: str
-    section: str
-    name: str
-    name_zh: str
-    unit: str
-    formula: dict[str, Any]
-
-
-class ItemCatalogue(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    sections: dict[str, str]
-    items: list[Item]
-
-
-@cache
-def catalogue() -> ItemCatalogue:
-    """The report items from `data/report_items.json`, validated at load."""
-    path = Path(__file__).with_name("data") / "report_items.json"
-    cat = ItemCatalogue.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    for item in cat.items:
-        if item.section not in cat.sections or not ({"sum"} == set(item.formula) or {"per_10k"} == set(item.formula)
-                                                     or {"ratio", "den", "scale"} == set(item.formula)):
-            raise ValueError(f"report item {item.id}: bad section or formula")
-    return cat
 
 
 def report_period(kind: Kind, label: str | None, today: dt.date) -> Period:
@@ -76,21 +44,6 @@ async def _sums(session: AsyncSession, start: dt.date, end: dt.date, ids: list[s
     for sid, sums in (await history.period_sums(session, start, end, ids)).items():
         out[sid] = sums
     return out
-
-
-def item_value(item: Item, sums: dict[str, float], population: float | None, months: float) -> float | None:
-    """An item's value for one station's (or the district's) sums; None when there is no data."""
-    if not sums:
-        return None
-    f = item.formula
-    if "sum" in f:
-        return round(sum(sums.get(m, 0.0) for m in f["sum"]), 4)
-    if "per_10k" in f:
-        if not population:
-            return None
-        return round(sum(sums.get(m, 0.0) for m in f["per_10k"]) / population * 10_000 / months, 4)
-    den = sum(sums.get(m, 0.0) for m in f["den"])
-    return round(sum(sums.get(m, 0.0) for m in f["ratio"]) / den * f["scale"], 4) if den else None
 
 
 def _district(per_station: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -1,12 +1,10 @@
-"""Assessment use cases: tallies, station directory and scoping, indicator versions, scores, score announcements."""
+"""Assessment use cases: tallies, indicator versions, scores, score announcements."""
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import math
 from collections import defaultdict
-from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlalchemy import delete, func, select, text
@@ -14,66 +12,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment import history, periods, scoring
 from services.assessment.catalogue import IndicatorSet, apply_change, default_set
-from services.assessment.models import (
-    DirtyPeriod,
-    HistoryMeasure,
-    IndicatorChangeIn,
-    IndicatorScoreOut,
-    IndicatorVersion,
-    IndicatorVersionOut,
-    Measure,
-    PublishedScore,
-    ScoresOut,
-    StationDay,
-    StationModeCopy,
-    StationScoreOut,
-    TallyOut,
-    UnitCopy,
-)
+from services.assessment.models import DirtyPeriod, HistoryMeasure, IndicatorVersion, Measure, PublishedScore, UnitCopy
 from services.assessment.periods import Period
 from services.assessment.records import mark_dirty
+from services.assessment.schemas import (
+    IndicatorChangeIn,
+    IndicatorScoreOut,
+    IndicatorVersionOut,
+    ScoresOut,
+    StationScoreOut,
+    TallyOut,
+)
+from services.assessment.stations import StationInfo, stations, visible
 from shared.auth import Identity
 from shared.db import utcnow
 from shared.errors import Forbidden, Invalid, NotFound
-from shared.events import IncidentReported, ScoreUpdated, StationClassified, TaskChanged
+from shared.events import ScoreUpdated
 from shared.outbox import Outbox
 
-# --- the first slice's tallies (kept: GET /assessment/tallies) ---------------------------------
+# --- tallies (GET /assessment/tallies): incidents, casualties and new task orders, from the daily measures -----
 
-
-async def _day_row(session: AsyncSession, station_id: str, day: dt.date) -> StationDay:
-    row = await session.get(StationDay, (station_id, day))
-    return row or StationDay(station_id=station_id, day=day, updated_at=utcnow())
-
-
-async def count_incident(session: AsyncSession, *, fact: IncidentReported, tz: str) -> None:
-    """Add an incident to its station's day."""
-    if fact.station_id is None:
-        return
-    row = await _day_row(session, fact.station_id, fact.occurred_at.astimezone(ZoneInfo(tz)).date())
-    row.incidents += 1
-    row.deaths += fact.severity.deaths
-    row.injuries += fact.severity.injuries
-    row.updated_at = utcnow()
-    session.add(row)
-
-
-async def count_task(session: AsyncSession, *, fact: TaskChanged, tz: str) -> None:
-    """Count a newly created task order against its station's day."""
-    if fact.old_status is not None or fact.station_id is None:
-        return
-    row = await _day_row(session, fact.station_id, fact.at.astimezone(ZoneInfo(tz)).date())
-    row.tasks_created += 1
-    row.updated_at = utcnow()
-    session.add(row)
-
-
-async def remember_mode(session: AsyncSession, *, fact: StationClassified) -> None:
-    """Keep the station's mode in force; its current month is re-ranked."""
-    row = await session.get(StationModeCopy, fact.station_id)
-    row = row or StationModeCopy(station_id=fact.station_id, mode=fact.mode, updated_at=utcnow())
-    row.mode, row.updated_at = fact.mode, utcnow()
-    session.add(row)
+#: tally field → the daily measure it sums
+TALLIED = {"incidents": "incidents", "deaths": "incident_deaths", "injuries": "incident_injuries",
+           "tasks_created": "tasks_created"}
 
 
 def month_bounds(period: str) -> tuple[dt.date, dt.date]:
@@ -83,56 +44,20 @@ def month_bounds(period: str) -> tuple[dt.date, dt.date]:
 
 
 async def tallies(session: AsyncSession, *, period: str) -> list[TallyOut]:
-    """Per-station sums over a month."""
+    """Per-station sums over a month, for the stations with an incident or a new task order in it."""
     start, end = month_bounds(period)
-    stmt = (
-        select(StationDay.station_id, func.sum(StationDay.incidents), func.sum(StationDay.deaths),
-               func.sum(StationDay.injuries), func.sum(StationDay.tasks_created), StationModeCopy.mode)
-        .outerjoin(StationModeCopy, StationModeCopy.station_id == StationDay.station_id)
-        .where(StationDay.day >= start, StationDay.day < end)
-        .group_by(StationDay.station_id, StationModeCopy.mode)
-        .order_by(StationDay.station_id)
-    )
-    return [TallyOut(station_id=r[0], incidents=r[1], deaths=r[2], injuries=r[3], tasks_created=r[4], mode=r[5])
-            for r in (await session.execute(stmt)).all()]
-
-
-# --- stations and who sees them ----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class StationInfo:
-    """What assessment knows of a station."""
-
-    id: str
-    name: str | None
-    mode: str | None
-    parent_id: str | None
-    population: int | None
-
-
-async def stations(session: AsyncSession) -> dict[str, StationInfo]:
-    """Every station known from units, modes or records, by id."""
-    units = {u.id: u for u in (await session.execute(select(UnitCopy))).scalars()}
-    modes = dict((await session.execute(select(StationModeCopy.station_id, StationModeCopy.mode))).all())
-    seen = set((await session.execute(select(Measure.station_id).distinct())).scalars())
-    ids = {u.id for u in units.values() if u.kind == "station"} | set(modes) | {s for s in seen if s not in units}
-    out = {}
-    for sid in sorted(ids):
-        u = units.get(sid)
-        out[sid] = StationInfo(sid, u.name if u else None, modes.get(sid), u.parent_id if u else None,
-                               u.population if u else None)
-    return out
-
-
-def visible(who: Identity, known: dict[str, StationInfo]) -> dict[str, StationInfo]:
-    """The stations in the caller's jurisdiction."""
-    if who.sees_whole_district:
-        return known
-    if who.role == "station":
-        return {k: v for k, v in known.items() if k == who.unit_id}
-    if who.role == "squadron":
-        return {k: v for k, v in known.items() if v.parent_id == who.unit_id}
-    raise Forbidden("scores, boards and reports are for officers and the command centre")
+    stmt = (select(Measure.station_id, Measure.measure, func.sum(Measure.value))
+            .where(Measure.day >= start, Measure.day < end, Measure.measure.in_(TALLIED.values()))
+            .group_by(Measure.station_id, Measure.measure))
+    sums: dict[str, dict[str, float]] = defaultdict(dict)
+    for sid, measure, total in (await session.execute(stmt)).all():
+        sums[sid][measure] = float(total)
+    counted = sorted(sid for sid, got in sums.items() if got.get("incidents") or got.get("tasks_created"))
+    modes = dict((await session.execute(select(UnitCopy.id, UnitCopy.mode).where(UnitCopy.id.in_(counted)))).all()
+                 ) if counted else {}
+    return [TallyOut(station_id=sid, mode=modes.get(sid),
+                     **{field: round(sums[sid].get(measure, 0.0)) for field, measure in TALLIED.items()})
+            for sid in counted]
 
 
 # --- indicator versions --------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from services.assessment import service
 from services.assessment.catalogue import default_set
-from services.assessment.models import DirtyPeriod, IndicatorChangeIn
+from services.assessment.models import DirtyPeriod
+from services.assessment.schemas import IndicatorChangeIn
 from services.assessment.scoring import PeriodData, score
 from shared.auth import Identity
 from tests.helpers import assert_problem
