@@ -40,6 +40,39 @@ class Invalid(DomainError):
     status, kind, title = 422, "invalid", "Invalid input"
 
 
+class InvalidParameter(Invalid):
+    """A query parameter (a filter value, a date, an enum) that cannot be read; names it in `parameter`."""
+
+    kind, title = "invalid-parameter", "Invalid query parameter"
+
+    def __init__(self, parameter: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail, parameter=parameter, **extra)
+
+
+class InvalidCursor(InvalidParameter):
+    """A `cursor` that this list did not hand out (tampered with, or from another list)."""
+
+    kind, title = "invalid-cursor", "Invalid cursor"
+
+    def __init__(self, detail: str = "malformed cursor: pass back a next_cursor this list returned") -> None:
+        super().__init__("cursor", detail)
+
+
+class LimitOutOfRange(InvalidParameter):
+    """A page size outside the list's bounds."""
+
+    kind, title = "limit-out-of-range", "Limit out of range"
+
+    def __init__(self, detail: str, *, maximum: int) -> None:
+        super().__init__("limit", detail, maximum=maximum)
+
+
+class InvalidBatch(Invalid):
+    """A batch body that is not a batch at all (not an array or NDJSON, empty, or over the item cap)."""
+
+    kind, title = "invalid-batch", "Invalid batch"
+
+
 class Forbidden(DomainError):
     status, kind, title = 403, "forbidden", "Forbidden"
 
@@ -58,6 +91,23 @@ def problem(status: int, kind: str, title: str, detail: str, *, instance: str | 
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def query_problem(errors: list[dict[str, Any]]) -> InvalidParameter | None:
+    """The one problem for errors that are all in query or path parameters (the first one is named);
+    None when the body is among them (a schema mismatch, reported as `validation`)."""
+    if not errors or any(not e["loc"] or e["loc"][0] not in ("query", "path") for e in errors):
+        return None
+    first = errors[0]
+    name = str(first["loc"][1]) if len(first["loc"]) > 1 else "?"
+    if name == "limit":
+        return LimitOutOfRange(f"limit: {first['msg']}", maximum=MAX_PAGE)
+    if name == "cursor":
+        return InvalidCursor()
+    return InvalidParameter(name, f"{name}: {first['msg']}")
+
+
+#: the largest page any list hands out (shared.pagination keeps to it)
+MAX_PAGE = 500
+
 _HTTP_KINDS = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
                409: "conflict", 413: "payload-too-large", 415: "unsupported-media-type", 429: "too-many-requests"}
 
@@ -72,6 +122,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        if query := query_problem(errors):
+            return problem(query.status, query.kind, query.title, query.detail, instance=request.url.path,
+                           errors=errors, **query.extra)
         return problem(422, "validation", "Invalid input", "the request does not match the schema",
                        instance=request.url.path, errors=errors)
 
