@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.helpers import assert_problem
-from tests.services.assessment.conftest import Assessment, unit
+from tests.helpers import Service, assert_problem
+from tests.services.assessment.helpers import unit
 
 
 def record(external_id: str, kind: str = "education", station_id: str = "ps-a", **extra: Any) -> dict[str, Any]:
@@ -13,7 +13,7 @@ def record(external_id: str, kind: str = "education", station_id: str = "ps-a", 
             "occurred_at": "2024-05-31T23:30:00+08:00", "count": 12, **extra}
 
 
-async def test_the_same_external_id_again_is_200_with_the_first_record(assessment: Assessment) -> None:
+async def test_the_same_external_id_again_is_200_with_the_first_record(assessment: Service) -> None:
     first = await assessment.post("/api/v1/activities", record("e-1"))
     again = await assessment.post("/api/v1/activities", record("e-1", count=99))
 
@@ -25,7 +25,7 @@ async def test_the_same_external_id_again_is_200_with_the_first_record(assessmen
     assert [a["count"] for a in listed] == [12]
 
 
-async def test_a_batch_reports_each_item_and_a_bad_item_does_not_stop_the_rest(assessment: Assessment) -> None:
+async def test_a_batch_reports_each_item_and_a_bad_item_does_not_stop_the_rest(assessment: Service) -> None:
     await assessment.post("/api/v1/activities", record("b-0"))
     batch = [
         record("b-0"),
@@ -47,18 +47,18 @@ async def test_a_batch_reports_each_item_and_a_bad_item_does_not_stop_the_rest(a
     assert any("station_id" in e["loc"] for e in body["results"][3]["errors"])
 
 
-async def test_a_batch_as_ndjson_is_accepted(assessment: Assessment) -> None:
+async def test_a_batch_as_ndjson_is_accepted(assessment: Service) -> None:
     lines = "\n".join(json.dumps(record(f"n-{i}", kind="dissuasion")) for i in range(3))
 
     r = await assessment.client.post("/api/v1/activities:batch", content=lines,
-                                     headers={**assessment.headers("platform"),
+                                     headers={**assessment.as_("platform"),
                                               "content-type": "application/x-ndjson"})
 
     assert r.status_code == 200, r.text
     assert r.json()["created"] == 3
 
 
-async def test_each_new_record_is_announced_once(assessment: Assessment) -> None:
+async def test_each_new_record_is_announced_once(assessment: Service) -> None:
     assert assessment.bus.js is not None
     sub = await assessment.bus.js.subscribe("assessment.activity.recorded.v1", stream="ASSESSMENT")
 
@@ -76,8 +76,8 @@ async def test_each_new_record_is_announced_once(assessment: Assessment) -> None
     assert got[0]["details"] == {"wearing": 10}
 
 
-async def test_a_station_records_for_itself_only_and_squadrons_are_not_stations(assessment: Assessment) -> None:
-    await assessment.publish(unit("sq-a", "squadron"), unit("ps-a", parent_id="sq-a", population=1000))
+async def test_a_station_records_for_itself_only_and_squadrons_are_not_stations(assessment: Service) -> None:
+    await assessment.publish(unit("sq-a", "squadron"), unit("ps-a", parent_id="sq-a", population=1000), wait=True)
 
     own = await assessment.post("/api/v1/activities", record("s-1"), role="station", unit_id="ps-a")
     other = await assessment.post("/api/v1/activities", record("s-2", station_id="ps-b"), role="station",
@@ -99,14 +99,14 @@ BAD = [
 ]
 
 
-async def test_bad_records_are_422_problems(assessment: Assessment) -> None:
+async def test_bad_records_are_422_problems(assessment: Service) -> None:
     for bad in BAD:
         r = await assessment.post("/api/v1/activities", {**record("bad"), **bad})
 
         assert_problem(r, 422)
 
 
-async def test_a_batch_over_1000_items_or_not_an_array_is_refused(assessment: Assessment) -> None:
+async def test_a_batch_over_1000_items_or_not_an_array_is_refused(assessment: Service) -> None:
     too_many = await assessment.post("/api/v1/activities:batch", [record(f"m-{i}") for i in range(1001)])
     not_array = await assessment.post("/api/v1/activities:batch", {"items": []})
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from services.assessment.board import day_window
-from tests.helpers import assert_problem
-from tests.services.assessment.conftest import Assessment, mode, task, unit
+from tests.helpers import Service, assert_problem
+from tests.services.assessment.helpers import mode, task, unit
 
 
 def act(i: int, kind: str, count: float, **details: Any) -> dict[str, Any]:
@@ -16,7 +16,7 @@ def act(i: int, kind: str, count: float, **details: Any) -> dict[str, Any]:
             "count": count, "details": details}
 
 
-async def load_day(a: Assessment) -> None:
+async def load_day(a: Service) -> None:
     await a.publish(
         unit("sq-a", "squadron"), unit("ps-a", parent_id="sq-a", population=100_000),
         unit("ps-z", parent_id="sq-z", population=10_000), mode("ps-a", "deep"),
@@ -27,7 +27,7 @@ async def load_day(a: Assessment) -> None:
         task("t2", "ps-a", "2024-05-10T08:00:00+08:00", old="submitted", new="verified",
              category="personal_education"),
         task("t3", "ps-a", "2024-05-09T09:00:00+08:00", category="personal_penalty",
-             deadline_at="2024-05-11T12:00:00+08:00"),
+             deadline_at="2024-05-11T12:00:00+08:00"), wait=True
     )
     r = await a.post("/api/v1/activities:batch", [
         act(1, "education", 30), act(2, "dissuasion", 10), act(3, "violation", 10, type="speeding"),
@@ -36,7 +36,7 @@ async def load_day(a: Assessment) -> None:
     assert r.json()["created"] == 6, r.text
 
 
-async def test_a_past_day_shows_each_theme_against_the_full_target(assessment: Assessment) -> None:
+async def test_a_past_day_shows_each_theme_against_the_full_target(assessment: Service) -> None:
     await load_day(assessment)
 
     r = await assessment.get("/api/v1/board", date="2024-05-10", station_id="ps-a")
@@ -60,7 +60,7 @@ async def test_a_past_day_shows_each_theme_against_the_full_target(assessment: A
 
 
 async def test_the_next_day_the_unfinished_order_is_still_overdue_and_the_new_one_not_yet(
-        assessment: Assessment) -> None:
+        assessment: Service) -> None:
     await load_day(assessment)
 
     r = await assessment.get("/api/v1/board", date="2024-05-11", station_id="ps-a")
@@ -71,7 +71,7 @@ async def test_the_next_day_the_unfinished_order_is_still_overdue_and_the_new_on
     assert themes["violation_enforcement"]["actual"] == 0
 
 
-async def test_a_station_sees_its_own_board_only(assessment: Assessment) -> None:
+async def test_a_station_sees_its_own_board_only(assessment: Service) -> None:
     await load_day(assessment)
 
     own = await assessment.get("/api/v1/board", role="station", unit_id="ps-a", date="2024-05-10")
@@ -84,7 +84,7 @@ async def test_a_station_sees_its_own_board_only(assessment: Assessment) -> None
     assert [s["station_id"] for s in command.json()["stations"]] == ["ps-a", "ps-z"]
 
 
-async def test_a_future_or_malformed_date_is_a_422(assessment: Assessment) -> None:
+async def test_a_future_or_malformed_date_is_a_422(assessment: Service) -> None:
     for date in ["2999-01-01", "2024-02-30", "yesterday"]:
         assert_problem(await assessment.get("/api/v1/board", date=date), 422)
 

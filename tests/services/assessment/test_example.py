@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.services.assessment.conftest import Assessment, accident, mode, task, unit
+from tests.helpers import Service
+from tests.services.assessment.helpers import accident, mode, task, unit
 
 
 def act(kind: str, station: str, day: str, count: float, **details: Any) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def act(kind: str, station: str, day: str, count: float, **details: Any) -> dict
             "occurred_at": f"{day}T10:00:00+08:00", "count": count, "details": details}
 
 
-async def load_example(a: Assessment) -> None:
+async def load_example(a: Service) -> None:
     await a.publish(
         unit("sq-a", "squadron"), unit("sq-b", "squadron"),
         unit("ps-a", parent_id="sq-a", population=100_000), unit("ps-b", parent_id="sq-a", population=50_000),
@@ -30,7 +31,7 @@ async def load_example(a: Assessment) -> None:
         accident("ps-a", "2024-05-10T09:00:00+08:00", kind="congestion_alarm"),  # not an accident
         *[task(f"t{i}", "ps-a", "2024-05-04T09:00:00+08:00") for i in range(4)],
         *[task(f"t{i}", "ps-a", "2024-05-20T09:00:00+08:00", old="submitted", new="verified") for i in range(3)],
-        mode("ps-a", "deep"), mode("ps-b", "deep"), mode("ps-c", "basic"),
+        mode("ps-a", "deep"), mode("ps-b", "deep"), mode("ps-c", "basic"), wait=True
     )
     batch = [
         act("post_operation", "ps-a", "2024-05-31", 186),
@@ -57,7 +58,7 @@ async def load_example(a: Assessment) -> None:
     assert r.json()["created"] == len(batch)
 
 
-async def scores(a: Assessment, **params: Any) -> dict[str, dict[str, Any]]:
+async def scores(a: Service, **params: Any) -> dict[str, dict[str, Any]]:
     r = await a.get("/api/v1/assessment/scores", **params)
     assert r.status_code == 200, r.text
     return {s["station_id"]: s for s in r.json()["stations"]}
@@ -71,7 +72,7 @@ def points(row: dict[str, Any]) -> dict[str, float | None]:
     return {k: v["score"] for k, v in row["indicators"].items()}
 
 
-async def test_the_example_month_scores_exactly_as_computed_by_hand(assessment: Assessment) -> None:
+async def test_the_example_month_scores_exactly_as_computed_by_hand(assessment: Service) -> None:
     await load_example(assessment)
 
     may = await scores(assessment, period="2024-05")
@@ -121,7 +122,7 @@ async def test_the_example_month_scores_exactly_as_computed_by_hand(assessment: 
     assert b["previous_total"] is None and b["trend"] is None
 
 
-async def test_ranks_are_within_mode_and_a_mode_filter_keeps_them(assessment: Assessment) -> None:
+async def test_ranks_are_within_mode_and_a_mode_filter_keeps_them(assessment: Service) -> None:
     await load_example(assessment)
 
     deep = await scores(assessment, period="2024-05", mode="deep")
@@ -129,7 +130,7 @@ async def test_ranks_are_within_mode_and_a_mode_filter_keeps_them(assessment: As
     assert {k: v["rank_in_mode"] for k, v in deep.items()} == {"ps-a": 1, "ps-b": 2}
 
 
-async def test_a_station_sees_its_own_score_a_squadron_its_zone(assessment: Assessment) -> None:
+async def test_a_station_sees_its_own_score_a_squadron_its_zone(assessment: Service) -> None:
     await load_example(assessment)
 
     own = await scores(assessment, role="station", unit_id="ps-b", period="2024-05")
@@ -144,13 +145,13 @@ async def test_a_station_sees_its_own_score_a_squadron_its_zone(assessment: Asse
 
 
 async def test_a_weight_and_target_change_is_a_new_version_and_rescores_only_its_scope(
-        assessment: Assessment) -> None:
+        assessment: Service) -> None:
     await load_example(assessment)
     change = {"period_from": "2024-05", "mode": "deep", "indicators": {"education": {"target": 200}},
               "note": "deep stations: education target 200"}
 
-    refused = await assessment.client.put("/api/v1/indicators", json=change, headers=assessment.headers("command"))
-    r = await assessment.client.put("/api/v1/indicators", json=change, headers=assessment.headers("admin"))
+    refused = await assessment.client.put("/api/v1/indicators", json=change, headers=assessment.as_("command"))
+    r = await assessment.client.put("/api/v1/indicators", json=change, headers=assessment.as_("admin"))
     may, april = await scores(assessment, period="2024-05"), await scores(assessment, period="2024-04")
 
     assert refused.status_code == 403
@@ -178,20 +179,20 @@ BAD_CHANGES = [
 ]
 
 
-async def test_an_inconsistent_indicator_change_is_a_422(assessment: Assessment) -> None:
+async def test_an_inconsistent_indicator_change_is_a_422(assessment: Service) -> None:
     for body in BAD_CHANGES:
-        r = await assessment.client.put("/api/v1/indicators", json=body, headers=assessment.headers("admin"))
+        r = await assessment.client.put("/api/v1/indicators", json=body, headers=assessment.as_("admin"))
 
         assert r.status_code == 422, (body, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_changed_scores_are_announced_debounced_and_not_again_when_unchanged(assessment: Assessment) -> None:
+async def test_changed_scores_are_announced_debounced_and_not_again_when_unchanged(assessment: Service) -> None:
     await load_example(assessment)
     assert assessment.bus.js is not None
 
     first = await assessment.client.post("/api/v1/assessment/recompute", params={"period": "2024-05"},
-                                         headers=assessment.headers())
+                                         headers=assessment.as_("command"))
     sub = await assessment.bus.js.subscribe("assessment.score.updated.v1", stream="ASSESSMENT")
     last: dict[str, Any] = {}
     messages = 0
@@ -205,7 +206,7 @@ async def test_changed_scores_are_announced_debounced_and_not_again_when_unchang
             last[data["station_id"]] = data
             messages += 1
     again = await assessment.client.post("/api/v1/assessment/recompute", params={"period": "2024-05"},
-                                         headers=assessment.headers())
+                                         headers=assessment.as_("command"))
 
     assert first.status_code == 200
     assert {k: (v["total"], v["colour"], v["mode"]) for k, v in last.items()} == {

@@ -17,8 +17,8 @@ from services.assessment.models import DirtyPeriod
 from services.assessment.schemas import IndicatorChangeIn
 from services.assessment.scoring import PeriodData, score
 from shared.auth import Identity
-from tests.helpers import assert_problem
-from tests.services.assessment.conftest import Assessment, unit
+from tests.helpers import Service, assert_problem
+from tests.services.assessment.helpers import unit
 from tests.services.assessment.test_example import act
 
 ADMIN = Identity(username="admin", role="admin", unit_id=None)
@@ -35,8 +35,8 @@ ADMIN = Identity(username="admin", role="admin", unit_id=None)
     {"note": "\x00"},
     {"indicatorz": {}},  # a misspelt field was silently ignored (a version that changed nothing)
 ])
-async def test_absurd_indicator_changes_are_422(assessment: Assessment, change: dict) -> None:
-    r = await assessment.client.put("/api/v1/indicators", json=change, headers=assessment.headers("admin"))
+async def test_absurd_indicator_changes_are_422(assessment: Service, change: dict) -> None:
+    r = await assessment.client.put("/api/v1/indicators", json=change, headers=assessment.as_("admin"))
     assert_problem(r, 422)
     versions = await assessment.get("/api/v1/indicators/versions")
     assert [v["version"] for v in versions.json()] == [0]
@@ -44,21 +44,21 @@ async def test_absurd_indicator_changes_are_422(assessment: Assessment, change: 
 
 @pytest.mark.parametrize("raw", [b'{"indicators": {"accident_control": {"target": NaN}}}',
                                  b'{"thresholds": {"blue": Infinity, "yellow": 50}}'])
-async def test_non_finite_indicator_values_are_422(assessment: Assessment, raw: bytes) -> None:
-    headers = assessment.headers("admin") | {"content-type": "application/json"}
+async def test_non_finite_indicator_values_are_422(assessment: Service, raw: bytes) -> None:
+    headers = assessment.as_("admin") | {"content-type": "application/json"}
     assert_problem(await assessment.client.put("/api/v1/indicators", content=raw, headers=headers), 422)
     assert (await assessment.get("/api/v1/indicators")).status_code == 200
 
 
-async def test_a_wide_indicator_change_marks_only_months_that_hold_records(assessment: Assessment) -> None:
+async def test_a_wide_indicator_change_marks_only_months_that_hold_records(assessment: Service) -> None:
     """The gateway's slow-down: a change scoped over centuries marked every month between the first and the last
     record dirty (tens of thousands with fuzzed dates), and re-scoring them held the database for minutes."""
-    await assessment.publish(unit("ps-w"))
+    await assessment.publish(unit("ps-w"), wait=True)
     for day in ("1950-03-02", "2190-07-09"):
         assert (await assessment.post("/api/v1/activities", act("education", "ps-w", day, 1))).status_code == 201
     item = {"station_id": "ps-w", "month": "1960-04", "measures": {"accidents": 2}}
     history = await assessment.client.put("/api/v1/assessment/history", json=[item],
-                                          headers=assessment.headers("admin"))
+                                          headers=assessment.as_("admin"))
     assert history.json()["created"] == 1
     async with assessment.rt.transaction() as session:
         months = await service._months_with_measures(session, "1955-01", "2199-12")
@@ -74,7 +74,7 @@ async def test_a_wide_indicator_change_marks_only_months_that_hold_records(asses
     assert dirty and dirty <= held and "2000-01" not in dirty
 
 
-async def test_a_dirty_month_no_period_can_hold_does_not_wedge_re_scoring(assessment: Assessment) -> None:
+async def test_a_dirty_month_no_period_can_hold_does_not_wedge_re_scoring(assessment: Service) -> None:
     """A month marked before periods were bounded (e.g. from a record dated year 1 or 9999) was retried forever."""
     async with assessment.rt.transaction() as session:
         for label in ("0000-01", "9999-99"):
@@ -92,13 +92,13 @@ async def test_a_dirty_month_no_period_can_hold_does_not_wedge_re_scoring(assess
     {"station_id": "ps\x00a"},
     {"details": {"note": "x" * 201}},
 ])
-async def test_absurd_activities_are_422(assessment: Assessment, change: dict) -> None:
+async def test_absurd_activities_are_422(assessment: Service, change: dict) -> None:
     body = act("education", "ps-a", "2026-05-01", 1) | change
     assert_problem(await assessment.post("/api/v1/activities", body), 422)
 
 
-async def test_nan_in_an_activity_or_a_history_item_is_refused(assessment: Assessment) -> None:
-    headers = assessment.headers("admin") | {"content-type": "application/json"}
+async def test_nan_in_an_activity_or_a_history_item_is_refused(assessment: Service) -> None:
+    headers = assessment.as_("admin") | {"content-type": "application/json"}
     raw = json.dumps(act("education", "ps-a", "2026-05-01", 1)).replace('"count": 1', '"count": 1, "value": NaN')
     one = await assessment.client.post("/api/v1/activities", content=raw.encode(), headers=headers)
     history = await assessment.client.put("/api/v1/assessment/history", headers=headers, content=(
@@ -121,14 +121,14 @@ async def test_nan_in_an_activity_or_a_history_item_is_refused(assessment: Asses
     ("/api/v1/activities", {"cursor": base64.urlsafe_b64encode(b'["2026-05-01", "a\\u0000"]').decode()}),
     ("/api/v1/activities", {"station_id": "a\x00b"}),
 ])
-async def test_periods_and_filters_no_calendar_holds_are_422(assessment: Assessment, path: str, params: dict) -> None:
-    await assessment.publish(unit("ps-a"))
+async def test_periods_and_filters_no_calendar_holds_are_422(assessment: Service, path: str, params: dict) -> None:
+    await assessment.publish(unit("ps-a"), wait=True)
     assert_problem(await assessment.get(path, role="admin", **params), 422)
 
 
-async def test_recompute_refuses_a_month_no_calendar_holds(assessment: Assessment) -> None:
+async def test_recompute_refuses_a_month_no_calendar_holds(assessment: Service) -> None:
     r = await assessment.client.post("/api/v1/assessment/recompute", params={"period": "0000-01"},
-                                     headers=assessment.headers("admin"))
+                                     headers=assessment.as_("admin"))
     assert_problem(r, 422)
 
 
@@ -145,15 +145,15 @@ def test_scores_stay_finite_when_values_overflow() -> None:
 
 @pytest.mark.parametrize("path", ["/api/v1/indicators", "/api/v1/indicators/versions", "/api/v1/assessment/history",
                                   "/api/v1/assessment/tallies?period=2026-05"])
-async def test_a_platform_may_not_read_indicators_tallies_or_history(assessment: Assessment, path: str) -> None:
-    assert_problem(await assessment.client.get(path, headers=assessment.headers("platform")), 403)
-    assert (await assessment.client.get(path, headers=assessment.headers("command"))).status_code == 200
+async def test_a_platform_may_not_read_indicators_tallies_or_history(assessment: Service, path: str) -> None:
+    assert_problem(await assessment.client.get(path, headers=assessment.as_("platform")), 403)
+    assert (await assessment.client.get(path, headers=assessment.as_("command"))).status_code == 200
 
 
-async def test_a_workbook_report_survives_control_characters_in_a_station_id(assessment: Assessment) -> None:
+async def test_a_workbook_report_survives_control_characters_in_a_station_id(assessment: Service) -> None:
     """The fuzzer's 500 on GET /reports/daily?format=xlsx: openpyxl refuses control characters in a cell. Records
     now refuse such station ids, but unit ids arrive from dispatch's events as they are."""
-    await assessment.publish(unit("ps-\x1codd"))
+    await assessment.publish(unit("ps-\x1codd"), wait=True)
     r = await assessment.get("/api/v1/reports/daily", role="admin", period="2026-05-01", format="xlsx")
     refused = await assessment.post("/api/v1/activities", act("education", "ps-\x1codd", "2026-05-01", 1))
     assert r.status_code == 200, r.text

@@ -6,22 +6,23 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.helpers import assert_problem
-from tests.services.assessment.conftest import Assessment, accident, mode, unit
+from tests.helpers import Service, assert_problem
+from tests.services.assessment.helpers import accident, mode, unit
 from tests.services.assessment.test_example import act, scores, values
 
 
-async def test_history_gives_year_on_year_figures_only_where_there_are_no_records(assessment: Assessment) -> None:
+async def test_history_gives_year_on_year_figures_only_where_there_are_no_records(assessment: Service) -> None:
     await assessment.publish(
         unit("ps-h", population=100_000), unit("ps-r", population=100_000), mode("ps-h", "deep"), mode("ps-r", "deep"),
         *[accident(s, f"2024-05-{d:02d}T09:00:00+08:00") for s in ("ps-h", "ps-r") for d in (3, 20)],
-        accident("ps-r", "2023-05-10T09:00:00+08:00"))  # ps-r holds records for May 2023: its history is ignored
+        accident("ps-r", "2023-05-10T09:00:00+08:00"),  # ps-r holds records for May 2023: its history is ignored
+        wait=True)
     before = await scores(assessment, period="2024-05")
     items = [{"station_id": "ps-h", "month": "2023-05", "measures": {"accidents": 4, "deaths": 1}},
              {"station_id": "ps-r", "month": "2023-05", "measures": {"accidents": 10}}]
 
-    first = await assessment.client.put("/api/v1/assessment/history", json=items, headers=assessment.headers("admin"))
-    again = await assessment.client.put("/api/v1/assessment/history", json=items, headers=assessment.headers("admin"))
+    first = await assessment.client.put("/api/v1/assessment/history", json=items, headers=assessment.as_("admin"))
+    again = await assessment.client.put("/api/v1/assessment/history", json=items, headers=assessment.as_("admin"))
     may = await scores(assessment, period="2024-05")
     half = await scores(assessment, **{"from": "2024-05-01", "until": "2024-05-15"})
     report = (await assessment.get("/api/v1/reports/monthly", period="2023-05")).json()
@@ -39,8 +40,8 @@ async def test_history_gives_year_on_year_figures_only_where_there_are_no_record
         ("2023-05", "accident_deaths", 1.0), ("2023-05", "incident.accident", 4.0)]
 
 
-async def test_history_imports_are_checked(assessment: Assessment) -> None:
-    await assessment.publish(unit("sq-x", "squadron"))
+async def test_history_imports_are_checked(assessment: Service) -> None:
+    await assessment.publish(unit("sq-x", "squadron"), wait=True)
     good = {"station_id": "ps-new", "month": "2023-05", "measures": {"accidents": 1}}
     bad = [{"station_id": "ps-h", "month": "2023-13", "measures": {"accidents": 1}},
            {"station_id": "ps-h", "month": "2023-05", "measures": {"acidents": 1}},
@@ -48,9 +49,9 @@ async def test_history_imports_are_checked(assessment: Assessment) -> None:
            {"station_id": "sq-x", "month": "2023-05", "measures": {"accidents": 1}}]
 
     r = await assessment.client.put("/api/v1/assessment/history", json=[good, *bad],
-                                    headers=assessment.headers("platform"))
+                                    headers=assessment.as_("platform"))
     by_station = await assessment.client.put("/api/v1/assessment/history", json=[good],
-                                             headers=assessment.headers("station", "ps-new"))
+                                             headers=assessment.as_("station", "ps-new"))
 
     body = r.json()
     assert [x["status"] for x in body["results"]] == [201, 422, 422, 422, 422]
@@ -58,9 +59,9 @@ async def test_history_imports_are_checked(assessment: Assessment) -> None:
     assert_problem(by_station, 403)
 
 
-async def test_an_unknown_station_id_is_accepted_but_flagged_and_logged(assessment: Assessment,
+async def test_an_unknown_station_id_is_accepted_but_flagged_and_logged(assessment: Service,
                                                                         caplog: pytest.LogCaptureFixture) -> None:
-    await assessment.publish(unit("ps-a", population=10_000))
+    await assessment.publish(unit("ps-a", population=10_000), wait=True)
 
     with caplog.at_level(logging.WARNING, logger="services.assessment.records"):
         batch = await assessment.post("/api/v1/activities:batch", [act("education", "ps-a", "2024-05-06", 10),

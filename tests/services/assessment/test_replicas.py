@@ -16,33 +16,32 @@ from services.assessment.app import create_app
 from services.assessment.config import AssessmentSettings
 from services.assessment.models import IndicatorVersion, ReportJob
 from shared.db import utcnow
-from tests.helpers import assert_problem, eventually, serving
-from tests.services.assessment.conftest import Assessment
+from tests.helpers import Service, assert_problem, eventually, serving
 from tests.services.assessment.test_example import load_example
 
 
 @contextlib.asynccontextmanager
-async def replica(assessment: Assessment, tmp_path: Path) -> AsyncIterator[Assessment]:
+async def replica(assessment: Service, tmp_path: Path) -> AsyncIterator[Service]:
     """A second replica of the same service: same database and nats, its own process state (started after
-    events were loaded, since it shares the consumers: `Assessment.publish` counts the first one's only)."""
+    events were loaded, since it shares the consumers: `Service.publish` counts the first one's only)."""
     settings = AssessmentSettings(database_url=assessment.settings.database_url, nats_url=assessment.settings.nats_url,
                                   data_dir=tmp_path / "b", score_debounce_s=0, outbox_poll_s=0.1)
     app = create_app(settings)
     async with serving(app) as client:
-        yield Assessment(client, settings, app.state.rt, assessment.bus)
+        yield Service(client, settings, app.state.rt, assessment.bus)
 
 
-async def test_a_report_job_started_on_one_replica_is_answered_by_the_other(assessment: Assessment,
+async def test_a_report_job_started_on_one_replica_is_answered_by_the_other(assessment: Service,
                                                                              tmp_path: Path) -> None:
     await load_example(assessment)
     async with replica(assessment, tmp_path) as other:
         await _job_from_the_other_replica(assessment, other)
 
 
-async def _job_from_the_other_replica(assessment: Assessment, other: Assessment) -> None:
+async def _job_from_the_other_replica(assessment: Service, other: Service) -> None:
 
     started = await assessment.client.post("/api/v1/reports/jobs", params={"kind": "monthly", "period": "2024-05"},
-                                           headers=assessment.headers())
+                                           headers=assessment.as_("command"))
     job_id = started.json()["id"]
 
     async def done() -> bool:
@@ -61,12 +60,12 @@ async def _job_from_the_other_replica(assessment: Assessment, other: Assessment)
     assert_problem(stranger, 404)
 
 
-async def test_an_interrupted_job_is_failed_and_old_jobs_expire(assessment: Assessment, tmp_path: Path) -> None:
+async def test_an_interrupted_job_is_failed_and_old_jobs_expire(assessment: Service, tmp_path: Path) -> None:
     async with replica(assessment, tmp_path) as other:
         await _interrupted_and_expired(assessment, other)
 
 
-async def _interrupted_and_expired(assessment: Assessment, other: Assessment) -> None:
+async def _interrupted_and_expired(assessment: Service, other: Service) -> None:
     now = utcnow()
     s = assessment.settings
     stuck = ReportJob(id="rep-stuck", owner="command", role="command", kind="monthly", period="2024-05", format="xlsx",
@@ -82,7 +81,7 @@ async def _interrupted_and_expired(assessment: Assessment, other: Assessment) ->
     file = await assessment.get("/api/v1/reports/jobs/rep-stuck/file")
     old = await other.get("/api/v1/reports/jobs/rep-old")
     started = await other.client.post("/api/v1/reports/jobs", params={"kind": "daily", "period": "2024-05-06",
-                                                                      "format": "csv"}, headers=other.headers())
+                                                                      "format": "csv"}, headers=other.as_("command"))
     async with assessment.rt.sessions() as session:
         left = set((await session.execute(select(ReportJob.id))).scalars())
 
@@ -93,15 +92,15 @@ async def _interrupted_and_expired(assessment: Assessment, other: Assessment) ->
     assert left == {"rep-stuck", started.json()["id"]}  # the expired job was deleted when a new one started
 
 
-async def test_indicator_saves_at_the_same_instant_on_two_replicas_all_get_versions(assessment: Assessment,
+async def test_indicator_saves_at_the_same_instant_on_two_replicas_all_get_versions(assessment: Service,
                                                                                     tmp_path: Path) -> None:
     async with replica(assessment, tmp_path) as other:
         await _concurrent_saves(assessment, other)
 
 
-async def _concurrent_saves(assessment: Assessment, other: Assessment) -> None:
-    async def save(replica: Assessment, k: int) -> httpx.Response:
-        return await replica.client.put("/api/v1/indicators", headers=replica.headers("admin"), json={
+async def _concurrent_saves(assessment: Service, other: Service) -> None:
+    async def save(replica: Service, k: int) -> httpx.Response:
+        return await replica.client.put("/api/v1/indicators", headers=replica.as_("admin"), json={
             "indicators": {"education": {"target": 300 + k}}, "note": f"change {k}"})
 
     answers = await asyncio.gather(*[save(r, k) for k in range(4) for r in (assessment, other)])

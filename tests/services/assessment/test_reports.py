@@ -8,8 +8,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from tests.helpers import assert_problem, eventually
-from tests.services.assessment.conftest import Assessment
+from tests.helpers import Service, assert_problem, eventually
 from tests.services.assessment.test_example import load_example
 
 
@@ -43,7 +42,7 @@ def as_rows(report: dict[str, Any]) -> tuple[list[list[Any]], list[list[Any]]]:
     return items, [[r[k] for k in keys] for r in report["ranking"]]
 
 
-async def test_the_monthly_report_has_30_items_and_csv_and_xlsx_match_the_json(assessment: Assessment) -> None:
+async def test_the_monthly_report_has_30_items_and_csv_and_xlsx_match_the_json(assessment: Service) -> None:
     await load_example(assessment)
     params = {"period": "2024-05"}
 
@@ -76,7 +75,7 @@ async def test_the_monthly_report_has_30_items_and_csv_and_xlsx_match_the_json(a
     assert red_row[7].fill.fgColor.rgb.endswith("F4B183")
 
 
-async def test_a_daily_report_carries_the_board_and_a_station_gets_its_own(assessment: Assessment) -> None:
+async def test_a_daily_report_carries_the_board_and_a_station_gets_its_own(assessment: Service) -> None:
     await load_example(assessment)
 
     daily = await assessment.get("/api/v1/reports/daily", role="station", unit_id="ps-a", period="2024-05-06",
@@ -94,11 +93,11 @@ async def test_a_daily_report_carries_the_board_and_a_station_gets_its_own(asses
     assert_problem(other, 404)
 
 
-async def test_a_report_job_answers_at_once_and_its_file_comes_later(assessment: Assessment) -> None:
+async def test_a_report_job_answers_at_once_and_its_file_comes_later(assessment: Service) -> None:
     await load_example(assessment)
 
     started = await assessment.client.post("/api/v1/reports/jobs", params={"kind": "monthly", "period": "2024-05"},
-                                           headers=assessment.headers())
+                                           headers=assessment.as_("command"))
     job_id = started.json()["id"]
 
     async def done() -> bool:
@@ -114,22 +113,22 @@ async def test_a_report_job_answers_at_once_and_its_file_comes_later(assessment:
     assert_problem(stranger, 404)
 
 
-async def test_bad_report_periods_are_422(assessment: Assessment) -> None:
+async def test_bad_report_periods_are_422(assessment: Service) -> None:
     for kind, period in [("monthly", "2024-13"), ("weekly", "2024-05"), ("daily", "May"), ("yearly", "2024")]:
         r = await assessment.get(f"/api/v1/reports/{kind}", period=period)
 
         assert_problem(r, 422)
 
 
-async def test_the_demo_month_spreads_colours_and_ranks_within_each_mode(assessment: Assessment) -> None:
+async def test_the_demo_month_spreads_colours_and_ranks_within_each_mode(assessment: Service) -> None:
     from deploy.demo_activities import month_of_activities
-    from tests.services.assessment.conftest import mode, unit
+    from tests.services.assessment.helpers import mode, unit
 
     pops = {"ps-chengxiang": 210_000, "ps-beigan": 180_000, "ps-xintang": 150_000, "ps-wenyan": 120_000,
             "ps-yiqiao": 60_000, "ps-heshang": 55_000}
     modes = dict(zip(pops, ["full", "full", "deep", "deep", "basic", "basic"], strict=True))
     await assessment.publish(*[unit(s, population=p) for s, p in pops.items()],
-                             *[mode(s, m) for s, m in modes.items()])
+                             *[mode(s, m) for s, m in modes.items()], wait=True)
     records = month_of_activities(pops, "2024-05")
     for i in range(0, len(records), 1000):
         r = await assessment.post("/api/v1/activities:batch", records[i:i + 1000])

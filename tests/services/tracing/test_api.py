@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import assert_problem, auth, eventually
-from tests.services.tracing.test_handlers import Tracing, incident_envelope, tracing  # noqa: F401 - fixture
+from tests.helpers import Service, assert_problem, auth, eventually
+from tests.services.tracing.helpers import incident_envelope
 
 pytestmark = pytest.mark.usefixtures("tracing")
 ID_NUMBER = "330102199001011234"
 
 
-async def test_a_person_is_idempotent_on_the_identity_number_and_shown_masked(tracing: Tracing) -> None:  # noqa: F811
+async def test_a_person_is_idempotent_on_the_identity_number_and_shown_masked(tracing: Service) -> None:  # noqa: F811
     h = auth(tracing.settings, "platform")
     first = await tracing.client.post("/api/v1/persons", json={"id_number": ID_NUMBER, "age": 70}, headers=h)
     again = await tracing.client.post("/api/v1/persons", json={"id_number": f" {ID_NUMBER.lower()} ", "age": 71},
@@ -24,7 +24,7 @@ async def test_a_person_is_idempotent_on_the_identity_number_and_shown_masked(tr
     assert ID_NUMBER not in listed.text
 
 
-async def test_a_batch_reports_each_item_and_keeps_the_good_ones(tracing: Tracing) -> None:  # noqa: F811
+async def test_a_batch_reports_each_item_and_keeps_the_good_ones(tracing: Service) -> None:  # noqa: F811
     h = auth(tracing.settings, "platform")
     items = [{"plate": "ZJ-A 001", "kind": "yellow_plate_truck", "operator_id": "ent-1"},
              {"plate": "ZJA001", "kind": "yellow_plate_truck", "operator_id": "ent-1"},
@@ -38,7 +38,7 @@ async def test_a_batch_reports_each_item_and_keeps_the_good_ones(tracing: Tracin
     assert one.json()["plate"] == "ZJA001"
 
 
-async def test_an_enterprise_lists_its_fleet_and_rates(tracing: Tracing) -> None:  # noqa: F811
+async def test_an_enterprise_lists_its_fleet_and_rates(tracing: Service) -> None:  # noqa: F811
     h = auth(tracing.settings, "admin")
     created = await tracing.client.post("/api/v1/enterprises", headers=h, json={
         "id": "ent-1", "name": "Haul Co", "inspection_rate": 0.8, "scrapping_rate": 1, "violation_clearing_rate": 0.9,
@@ -55,17 +55,17 @@ async def test_an_enterprise_lists_its_fleet_and_rates(tracing: Tracing) -> None
     ("/api/v1/persons", {"id_number": "1"}),
     ("/api/v1/villages", {"id": "bad id"}),
 ])
-async def test_bad_registry_input_is_a_422_problem(tracing: Tracing, path: str, body: dict) -> None:  # noqa: F811
+async def test_bad_registry_input_is_a_422_problem(tracing: Service, path: str, body: dict) -> None:  # noqa: F811
     assert_problem(await tracing.client.post(path, json=body, headers=auth(tracing.settings, "admin")), 422)
 
 
-async def test_station_users_may_not_write_registries(tracing: Tracing) -> None:  # noqa: F811
+async def test_station_users_may_not_write_registries(tracing: Service) -> None:  # noqa: F811
     response = await tracing.client.post("/api/v1/villages", json={"id": "v1"},
                                          headers=auth(tracing.settings, "station", unit_id="ps-x"))
     assert_problem(response, 403)
 
 
-async def test_an_admin_changes_a_model_as_a_new_validated_version(tracing: Tracing) -> None:  # noqa: F811
+async def test_an_admin_changes_a_model_as_a_new_validated_version(tracing: Service) -> None:  # noqa: F811
     admin = auth(tracing.settings, "admin")
     changed = await tracing.client.put("/api/v1/tracing/models/P05", json={"parameters": {"min_age": 65}},
                                        headers=admin)
@@ -84,7 +84,7 @@ async def test_an_admin_changes_a_model_as_a_new_validated_version(tracing: Trac
     assert listed.json()["version"] == 2 and listed.json()["parameters"] == {"min_age": 65}
 
 
-async def test_a_registered_hazard_and_a_disabled_model_change_what_fires(tracing: Tracing) -> None:  # noqa: F811
+async def test_a_registered_hazard_and_a_disabled_model_change_what_fires(tracing: Service) -> None:  # noqa: F811
     admin = auth(tracing.settings, "admin")
     hazard = await tracing.client.post("/api/v1/hazards", headers=admin,
                                        json={"id": "hz-1", "kind": "blind bend", "location": {"lat": 30.1003,

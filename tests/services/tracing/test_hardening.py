@@ -12,8 +12,8 @@ from sqlalchemy import select
 from services.tracing.models import Person, TracedIncident, Village
 from shared.db import utcnow
 from shared.events import IncidentReported, Location, PartyFacts, PersonFacts, VehicleFacts
-from tests.helpers import assert_problem, auth, eventually
-from tests.services.tracing.test_handlers import Tracing, envelope_of, tracing  # noqa: F401 - fixture
+from tests.helpers import Service, assert_problem, auth, eventually
+from tests.services.tracing.helpers import envelope_of
 
 pytestmark = pytest.mark.usefixtures("tracing")
 ID_NUMBER = "330102199001011234"
@@ -32,12 +32,12 @@ def _cursor(key: object) -> str:
     ("/api/v1/villages", {"id": "v1", "residents": 2**40}),
     ("/api/v1/hazards", {"id": "hz", "location": {"lat": 30, "lon": 120}, "description": "\x00"}),
 ])
-async def test_unstorable_registry_input_is_a_422_problem(tracing: Tracing, path: str, body: dict) -> None:  # noqa: F811
+async def test_unstorable_registry_input_is_a_422_problem(tracing: Service, path: str, body: dict) -> None:  # noqa: F811
     r = await tracing.client.post(path, json=body, headers=auth(tracing.settings, "admin"))
     assert_problem(r, 422)
 
 
-async def test_nan_is_refused_in_a_registry_record_and_in_a_batch(tracing: Tracing) -> None:  # noqa: F811
+async def test_nan_is_refused_in_a_registry_record_and_in_a_batch(tracing: Service) -> None:  # noqa: F811
     h = auth(tracing.settings, "admin") | {"content-type": "application/json"}
     one = await tracing.client.post("/api/v1/enterprises", content=b'{"id": "e1", "inspection_rate": NaN}', headers=h)
     batch = await tracing.client.post("/api/v1/persons:batch", headers=h, content=json.dumps(
@@ -50,19 +50,19 @@ async def test_nan_is_refused_in_a_registry_record_and_in_a_batch(tracing: Traci
 
 
 @pytest.mark.parametrize("cursor", ["%%%", "bm90IGpzb24", _cursor({"a": 1}), _cursor([1]), _cursor(["a\x00"])])
-async def test_a_cursor_that_does_not_decode_is_a_422(tracing: Tracing, cursor: str) -> None:  # noqa: F811
+async def test_a_cursor_that_does_not_decode_is_a_422(tracing: Service, cursor: str) -> None:  # noqa: F811
     r = await tracing.client.get("/api/v1/villages", params={"cursor": cursor}, headers=auth(tracing.settings, "admin"))
     assert_problem(r, 422)
 
 
-async def test_a_nul_in_the_url_is_a_422_not_a_database_error(tracing: Tracing) -> None:  # noqa: F811
+async def test_a_nul_in_the_url_is_a_422_not_a_database_error(tracing: Service) -> None:  # noqa: F811
     h = auth(tracing.settings, "admin")
     assert_problem(await tracing.client.get("/api/v1/persons/a%00b", headers=h), 422)
     assert_problem(await tracing.client.get("/api/v1/incidents/a%00b/trace", headers=h), 422)
 
 
 async def test_records_known_only_from_an_incident_list_even_with_ids_no_registry_would_accept(
-        tracing: Tracing) -> None:  # noqa: F811
+        tracing: Service) -> None:  # noqa: F811
     """The gateway's 500 on GET /villages: a village (or operator) named by an incident need not look like a registry
     key, and listing must not re-apply the registry's input rules to it. Odd facts that would not fit a column are
     dropped, and the incident is still traced."""
@@ -94,7 +94,7 @@ async def test_records_known_only_from_an_incident_list_even_with_ids_no_registr
         assert len(list((await session.execute(select(Village))).scalars())) == 1
 
 
-async def test_a_platform_may_not_read_the_catalogue(tracing: Tracing) -> None:  # noqa: F811
+async def test_a_platform_may_not_read_the_catalogue(tracing: Service) -> None:  # noqa: F811
     platform, command = auth(tracing.settings, "platform"), auth(tracing.settings, "command")
     for path in ("/api/v1/tracing/models", "/api/v1/tracing/models/P01"):
         assert_problem(await tracing.client.get(path, headers=platform), 403)
@@ -109,14 +109,14 @@ async def test_a_platform_may_not_read_the_catalogue(tracing: Tracing) -> None: 
     {"examples": {"fire": [{}] * 51, "no_fire": [{}]}},
     {"description": "\x00"},
 ])
-async def test_absurd_model_updates_are_422(tracing: Tracing, change: dict) -> None:  # noqa: F811
+async def test_absurd_model_updates_are_422(tracing: Service, change: dict) -> None:  # noqa: F811
     r = await tracing.client.put("/api/v1/tracing/models/P01", json=change, headers=auth(tracing.settings, "admin"))
     assert_problem(r, 422)
     listed = await tracing.client.get("/api/v1/tracing/models/P01", headers=auth(tracing.settings, "admin"))
     assert listed.json()["version"] == 1
 
 
-async def test_nan_in_a_model_update_is_422(tracing: Tracing) -> None:  # noqa: F811
+async def test_nan_in_a_model_update_is_422(tracing: Service) -> None:  # noqa: F811
     h = auth(tracing.settings, "admin") | {"content-type": "application/json"}
     r = await tracing.client.put("/api/v1/tracing/models/P01", content=b'{"deadline_h": NaN}', headers=h)
     assert_problem(r, 422)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select, text
 
@@ -31,39 +30,32 @@ from services.tracing.mirror import Mirror
 from services.tracing.models import OUTBOX, HazardPoint, TracedIncident
 from services.tracing.schemas import HazardIn, ModelUpdate
 from shared.auth import Identity
-from shared.bus import Bus, Consumer
+from shared.bus import Consumer
 from shared.db import ensure_schema, make_engine, make_sessions, utcnow
 from shared.events import Envelope, IncidentReported, Location
 from shared.migrations import upgrade
-from shared.runtime import Runtime
-from tests.helpers import assert_problem, auth, eventually, fresh_pg_database, serving
-from tests.services.tracing.test_handlers import Tracing, envelope_of, tracing  # noqa: F401 - fixture
+from tests.helpers import Service, assert_problem, auth, eventually, fresh_pg_database, running_service, serving
+from tests.services.tracing.helpers import envelope_of
 
 SPOT = (30.2, 120.6)  # where the accidents pile up
 HAZARD_SPOT = (30.25, 120.65)  # ~7 km away: no accident of SPOT counts here
 
 
 @dataclass
-class Replica:
+class Replica(Service):
     """One tracing app and a publisher on the nats-server only this replica reads."""
 
-    name: str
-    client: httpx.AsyncClient
-    settings: TracingSettings
-    rt: Runtime
-    bus: Bus
+    name: str = ""
 
     @property
     def admin(self) -> dict[str, str]:
-        return auth(self.settings, "admin")
+        return self.as_("admin")
 
     async def trace_accident(self, lat: float, lon: float, *, days_ago: float = 1) -> dict[str, Any]:
         """Publish an accident (no parties: only road, hazard and incident models apply) and wait for its trace."""
         fact = accident(lat, lon, days_ago=days_ago)
-        assert self.bus.js is not None
         envelope = envelope_of(fact)
-        await self.bus.js.publish(envelope.type, envelope.model_dump_json().encode(),
-                                  headers={"Nats-Msg-Id": envelope.id})
+        await self.publish(envelope, msg_id=envelope.id)
         path = f"/api/v1/incidents/{fact.incident_id}/trace"
 
         async def traced() -> bool:
@@ -72,10 +64,6 @@ class Replica:
         await eventually(traced, what=f"replica {self.name} to trace {fact.incident_id}")
         await eventually(self.relayed, what=f"replica {self.name}'s outbox to drain")
         return (await self.client.get(path, headers=self.admin)).json()
-
-    async def relayed(self) -> bool:
-        async with self.rt.sessions() as session:
-            return await OUTBOX.pending_count(session) == 0
 
 
 def accident(lat: float, lon: float, *, days_ago: float = 1) -> IncidentReported:
@@ -112,13 +100,8 @@ async def replicas(database_url: str, nats_url: str, tmp_path: Path) -> AsyncIte
             for name, url in (("A", nats_url), ("B", f"nats://127.0.0.1:{port}")):
                 settings = TracingSettings(database_url=database_url, nats_url=url, data_dir=tmp_path / name,
                                            outbox_poll_s=0.2, refresh_s=3600)
-                bus = Bus(url, name=f"test-dispatch-{name}")
-                await bus.connect(wait=5)
-                stack.push_async_callback(bus.close)
-                await bus.ensure_stream("dispatch")
-                app = create_app(settings)
-                client = await stack.enter_async_context(serving(app))
-                made.append(Replica(name, client, settings, app.state.rt, bus))
+                replica = await stack.enter_async_context(running_service(create_app, settings, streams=("dispatch",)))
+                made.append(Replica(replica.client, settings, replica.rt, replica.bus, name=name))
             yield Pair(*made)
     finally:
         second.terminate()
@@ -207,7 +190,7 @@ class FakeMsg:
         raise AssertionError("not expected")
 
 
-async def test_incidents_of_one_consumer_batch_count_each_other(tracing: Tracing) -> None:  # noqa: F811
+async def test_incidents_of_one_consumer_batch_count_each_other(tracing: Service) -> None:  # noqa: F811
     rt = tracing.rt
     [incidents, _] = subscriptions(rt)
     consumer = Consumer(rt.bus, rt.sessions, OUTBOX, incidents, relay=rt.relay, metrics=rt.metrics)
@@ -223,7 +206,7 @@ async def test_incidents_of_one_consumer_batch_count_each_other(tracing: Tracing
     assert [[m for m, _ in fired(t)] for t in traces] == [[], [], ["R02"]]
 
 
-async def test_a_rolled_back_trace_leaves_nothing_in_memory(tracing: Tracing) -> None:  # noqa: F811
+async def test_a_rolled_back_trace_leaves_nothing_in_memory(tracing: Service) -> None:  # noqa: F811
     rt = tracing.rt
     mirror: Mirror = rt.state["mirror"]
     kept, lost = accident(*SPOT), accident(*SPOT)
