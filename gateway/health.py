@@ -12,12 +12,6 @@ from gateway.state import GatewayState, state_of
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """The process answers."""
-    return {"status": "ok"}
-
-
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     """200 when every service is ready, else 503 with what each said."""
@@ -26,6 +20,12 @@ async def readyz(request: Request) -> JSONResponse:
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                         status_code=200 if ready else 503)
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process answers."""
+    return {"status": "ok"}
 
 
 @router.get("/metrics")
