@@ -48,14 +48,18 @@ class AuditLog:
 
     async def run(self) -> None:
         """Write queued entries in batches until cancelled, then write what is left."""
+        batch: list[AuditEntry] = []  # taken off the queue, not yet written: written on cancel too
         try:
             while True:
-                first = await self._queue.get()
+                batch = [await self._queue.get()]
                 await asyncio.sleep(self.flush_s)
-                await self._write([first, *self._drain()])
+                batch += self._drain()
+                await self._write(batch)
+                batch = []
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await self.flush()
+                if batch := batch + self._drain():
+                    await self._write(batch)
             raise
 
     async def flush(self) -> None:
