@@ -22,6 +22,8 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 AccountKind = Literal["user", "client"]
 UNIT_ROLES = ("station", "squadron")
 MIN_SECRET_LENGTH = 8
+#: demo accounts of their own (a unit's id logs in as that unit instead: grants.demo_unit)
+DEMO_FIXED = ("admin", "command", "platform")
 
 
 def hash_secret(secret: str) -> str:
@@ -73,6 +75,12 @@ class AccountStore:
                 now = utcnow()
                 session.add(Account(username=username, kind=kind, role=role, secret_hash=secret_hash, created_at=now,
                                     updated_at=now))
+
+    async def ensure_demo(self, secret_hash: str) -> None:
+        """Add the demo's admin, command and platform accounts (the demo password's hash) unless they exist."""
+        for name in DEMO_FIXED:
+            await self.ensure(username=name, kind="client" if name == "platform" else "user", role=name,
+                              secret_hash=secret_hash)
 
     async def set_disabled(self, username: str, disabled: bool = True) -> None:
         """Disable (or re-enable) an account; its tokens stop refreshing at once and expire within the TTL."""

@@ -1,77 +1,65 @@
-"""The audit log of writes: who changed what through the gateway, with the outcome and request id.
+"""Reading the audit log: `GET /api/v1/audit`, admins only, newest first, paged by cursor.
 
-Entries are queued on the request path and written in batches by one background task, so a write
-costs the caller no extra database round trip. Bodies are never recorded, and an identity number
-that appears in a path is masked before it is stored.
+Entries are written by `audit_log.AuditLog` (writes through the gateway, and every login attempt).
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import re
+import datetime as dt
+from typing import Annotated
 
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.models import AuditEntry
-from shared.db import utcnow
+from gateway.state import state_of
+from shared.errors import Forbidden, Invalid
+from shared.pagination import Page, decode_cursor, encode_cursor
 
-log = logging.getLogger(__name__)
-
-_ID_NUMBER = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def mask_path(path: str) -> str:
-    """The path with anything shaped like a resident identity number replaced."""
-    return _ID_NUMBER.sub("***", path)[:512]
+router = APIRouter(tags=["audit"])
 
 
-class AuditLog:
-    """Queue of audit entries and the task that writes them."""
+class AuditOut(BaseModel):
+    """One audited write."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, flush_s: float = 0.2) -> None:
-        self.sessions = sessions
-        self.flush_s = flush_s
-        self._queue: asyncio.Queue[AuditEntry] = asyncio.Queue(maxsize=100_000)
+    id: int
+    at: dt.datetime
+    username: str | None
+    role: str | None
+    method: str
+    path: str
+    status: int
+    request_id: str | None
+    client: str | None
 
-    def record(self, *, username: str | None, role: str | None, method: str, path: str, status: int,
-               request_id: str | None, client: str | None) -> None:
-        """Queue one entry (never blocks the request; if the queue is full the entry is logged instead)."""
-        entry = AuditEntry(at=utcnow(), username=(username or None) and username[:64], role=role, method=method,
-                           path=mask_path(path), status=status, request_id=request_id and request_id[:128],
-                           client=client and client[:64])
-        try:
-            self._queue.put_nowait(entry)
-        except asyncio.QueueFull:
-            log.warning("audit queue full; entry dropped: %s %s %s by %s", method, entry.path, status, username)
 
-    async def run(self) -> None:
-        """Write queued entries in batches until cancelled, then write what is left."""
-        try:
-            while True:
-                first = await self._queue.get()
-                await asyncio.sleep(self.flush_s)
-                await self._write([first, *self._drain()])
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await self.flush()
-            raise
+@router.get("/api/v1/audit", response_model=Page[AuditOut])
+async def audit(request: Request, authorization: Annotated[str | None, Header()] = None,
+                limit: Annotated[int, Query(ge=1, le=500)] = 100, cursor: str | None = None,
+                username: str | None = None) -> Page[AuditOut]:
+    """Admin: the audit log of writes and logins, newest first (`next_cursor` pages back)."""
+    gw = state_of(request)
+    if gw.caller(authorization).role != "admin":
+        raise Forbidden("only admins read the audit log")
+    assert gw.sessions is not None, "the gateway's lifespan has not started"
+    return await audit_page(gw.sessions, limit=limit, cursor=cursor, username=username)
 
-    async def flush(self) -> None:
-        """Write whatever is queued now."""
-        if batch := self._drain():
-            await self._write(batch)
 
-    def _drain(self) -> list[AuditEntry]:
-        batch = []
-        while not self._queue.empty():
-            batch.append(self._queue.get_nowait())
-        return batch
-
-    async def _write(self, batch: list[AuditEntry]) -> None:
-        try:
-            async with self.sessions() as session, session.begin():
-                session.add_all(batch)
-        except Exception:  # noqa: BLE001 - the audit log must never take the gateway down
-            log.exception("could not write %d audit entries", len(batch))
+async def audit_page(sessions: async_sessionmaker[AsyncSession], *, limit: int, cursor: str | None,
+                     username: str | None) -> Page[AuditOut]:
+    """One page of entries, newest first: those before the cursor's entry, of one user if given."""
+    key = decode_cursor(cursor)
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)  # type: ignore[union-attr]
+    if key:
+        if not isinstance(key[0], int):
+            raise Invalid("malformed cursor")
+        query = query.where(AuditEntry.id < key[0])  # type: ignore[operator]
+    if username:
+        query = query.where(AuditEntry.username == username)
+    async with sessions() as session:
+        rows = list((await session.execute(query)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[AuditOut](items=[AuditOut.model_validate(r, from_attributes=True) for r in rows],
+                          next_cursor=encode_cursor(rows[-1].id) if more and rows else None)

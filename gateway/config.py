@@ -10,6 +10,8 @@ from shared.settings import DEMO_SECRET, ServiceSettings
 
 #: environments where demo accounts and the demo secret are allowed (automated tests count as demo)
 DEMO_ENVIRONMENTS = ("demo", "test")
+#: the services behind the gateway, in the order readiness and the merged document list them
+SERVICES = ("classification", "tracing", "dispatch", "assessment")
 
 
 class GatewaySettings(ServiceSettings):
@@ -54,5 +56,4 @@ class GatewaySettings(ServiceSettings):
 
     def upstreams(self) -> dict[str, str]:
         """Service name → base URL."""
-        return {name: getattr(self, f"{name}_url").rstrip("/")
-                for name in ("classification", "tracing", "dispatch", "assessment")}
+        return {name: getattr(self, f"{name}_url").rstrip("/") for name in SERVICES}

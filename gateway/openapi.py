@@ -5,7 +5,8 @@ routes to that service (public paths), merges the component schemas (a name two 
 different shapes is prefixed with the service's name), adds its own routes (token, me, audit), the
 bearer security scheme, the problem responses every forwarded call can give (401, 403, 404, 413,
 422, 429, 502, 503, 504) and examples. The result is cached; while a service is missing, the next
-request after `retry_s` tries it again.
+request after `retry_s` tries it again. `router` serves it at `/api/v1/openapi.json` and `/docs`
+(the app keeps its `MergedDocument` on `app.state.document`).
 """
 from __future__ import annotations
 
@@ -17,9 +18,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
 from gateway.routes import service_of
 
 log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
 
 Fetch = Callable[[str], Awaitable[dict]]
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -180,3 +186,16 @@ class MergedDocument:
         if self.missing:
             merged["info"]["x-missing-services"] = self.missing
         self._merged = merged
+
+
+@router.get("/api/v1/openapi.json")
+async def openapi_document(request: Request) -> JSONResponse:
+    """The merged document."""
+    document: MergedDocument = request.app.state.document
+    return JSONResponse(await document.get())
+
+
+@router.get("/docs")
+async def docs() -> HTMLResponse:
+    """Swagger UI over the merged document."""
+    return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="jiaozhi API")

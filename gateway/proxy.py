@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from gateway.audit import WRITE_METHODS, AuditLog
+from gateway.audit_log import WRITE_METHODS, AuditLog
 from gateway.config import GatewaySettings
 from gateway.forward import DROP_REQUEST, KEEP_RESPONSE, stream_timeout, upstream_failure
 from gateway.limits import RateLimiter, retry_after

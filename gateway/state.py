@@ -1,0 +1,63 @@
+"""What the gateway's own routes and its lifespan share, kept on `app.state.gateway` (no closures).
+
+The hot path's part is `core` (proxy.GatewayCore); the rest serves the token endpoint, the audit
+list, readiness and the metrics. The database parts and the upstream client are set in the lifespan.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.accounts import AccountStore
+from gateway.config import GatewaySettings
+from gateway.limits import RateLimiter
+from gateway.proxy import GatewayCore
+from shared.auth import Identity, bearer, issue_internal_token
+from shared.observability import Metrics
+
+#: who the gateway is when it asks a service itself (the unit tree, OpenAPI documents, demo unit logins)
+GATEWAY_IDENTITY = Identity(username="gateway", role="admin")
+
+
+@dataclass
+class GatewayState:
+    """The gateway's long-lived parts (one per app)."""
+
+    settings: GatewaySettings
+    core: GatewayCore
+    metrics: Metrics
+    login_limiter: RateLimiter
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    accounts: AccountStore | None = None
+    demo_hash: str | None = None  # the demo password's hash while demo accounts are enabled
+
+    def caller(self, authorization: str | None) -> Identity:
+        """The identity behind an `Authorization: Bearer …` header; Unauthorized otherwise."""
+        return self.core.tokens.identity(bearer(authorization))
+
+    async def service_json(self, service: str, path: str) -> dict | list:
+        """A service's JSON answer to a GET, asked as the gateway (raises on any failure)."""
+        assert self.core.client is not None, "the gateway's lifespan has not started"
+        url = self.settings.upstreams()[service] + path
+        headers = {"authorization": "Bearer " + issue_internal_token(self.settings, GATEWAY_IDENTITY)}
+        async with self.core.client.get(url, headers=headers) as r:
+            r.raise_for_status()
+            return await r.json()
+
+    async def unit_list(self) -> list[dict]:
+        """Every unit, from dispatch (for the unit tree)."""
+        units = await self.service_json("dispatch", "/api/v1/units")
+        return units if isinstance(units, list) else units.get("items", [])  # a page, should it become one
+
+    async def service_document(self, service: str) -> dict:
+        """A service's own OpenAPI document."""
+        doc = await self.service_json(service, "/internal/openapi.json")
+        assert isinstance(doc, dict)
+        return doc
+
+
+def state_of(request: Request) -> GatewayState:
+    """The gateway's state, from a request to one of its own routes."""
+    return request.app.state.gateway
