@@ -95,16 +95,17 @@ def write_config(store_dir: Path, port: int, host: str = "127.0.0.1") -> Path:
     return config
 
 
-def spawn_nats(store_dir: Path, port: int, *, host: str = "127.0.0.1",
-               log_file: Path | None = None) -> subprocess.Popen:
-    """Start nats-server without waiting for it: in its own session (a terminal's Ctrl-C reaches only
-    whoever started it, who stops it last) and ended by the kernel if its parent dies."""
+def spawn_nats(store_dir: Path, port: int, *, host: str = "127.0.0.1", log_file: Path | None = None,
+               tied: bool = False) -> subprocess.Popen:
+    """Start nats-server without waiting for it. `tied` (the launcher's): in its own session, so a terminal's
+    Ctrl-C reaches only the launcher, which stops it last, and sent SIGTERM by the kernel when the thread
+    that started it ends, i.e. the process when that is the main thread (deploy/stopping.py)."""
     require_free(port, "the embedded nats-server", host)
     config = write_config(store_dir, port, host)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
     try:
         return subprocess.Popen([nats_server_binary(), "-c", str(config)], stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=die_with_parent())  # noqa: PLW1509
+                                start_new_session=tied, preexec_fn=die_with_parent() if tied else None)  # noqa: PLW1509
     finally:
         if log_file:
             out.close()

@@ -1,7 +1,8 @@
 """Start, watch and stop the whole system on one machine: nats-server, four services, the gateway.
 
 Every child runs in its own session (a terminal's Ctrl-C reaches only the launcher, which stops them in
-order) and gets SIGTERM from the kernel if the launcher dies (deploy/stopping.py). `down()` is bounded:
+order) and gets SIGTERM from the kernel if the launcher dies (deploy/stopping.py; so start and restart
+components from the main thread: the kernel ties this to the thread that started the child). `down()` is bounded:
 SIGTERM to the five components at once, SIGKILL to whatever is left of them after `APPS_STOP_S`, then
 the same for nats-server within `NATS_STOP_S`; the whole stop takes under 10 s.
 """
@@ -84,7 +85,7 @@ class System:
         """Start the broker with its store under the data dir."""
         log = self.logs / "nats.log"
         with self.guard():
-            self.procs["nats"] = spawn_nats(self.data_dir / "nats", self.nats_port, log_file=log)
+            self.procs["nats"] = spawn_nats(self.data_dir / "nats", self.nats_port, log_file=log, tied=True)
         wait_listening(self.procs["nats"], self.nats_port, log_file=log)
 
     def start(self, name: str) -> subprocess.Popen:
