@@ -1,9 +1,9 @@
 """Start, watch and stop the whole system on one machine: nats-server, four services, the gateway.
 
 Every child runs in its own session (a terminal's Ctrl-C reaches only the launcher, which stops them in
-order) and gets SIGTERM from the kernel if the launcher dies (deploy/stopping.py; so start and restart
-components from the main thread: the kernel ties this to the thread that started the child). `down()` is bounded:
-SIGTERM to the five components at once, SIGKILL to whatever is left of them after `APPS_STOP_S`, then
+order) and gets SIGTERM from the kernel if the launcher dies (deploy/stopping.py; the kernel ties this to
+the thread that started the child, so start and restart components from the main thread). `down()` is
+bounded: SIGTERM to the five components at once, SIGKILL to whatever is left of them after `APPS_STOP_S`, then
 the same for nats-server within `NATS_STOP_S`; the whole stop takes under 10 s.
 """
 from __future__ import annotations
@@ -163,7 +163,7 @@ def _stop(procs: list[subprocess.Popen], within: float) -> list[subprocess.Popen
     while alive and time.monotonic() < deadline:
         time.sleep(0.05)
         alive = [p for p in alive if p.poll() is None]
-    for proc in procs:  # each leads its own session: its group holds what it started
+    for proc in alive:  # not reaped, so its pid is still its own; it leads its group, which holds what it started
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
     for proc in alive:
