@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -9,6 +10,8 @@ import sys
 import sysconfig
 import time
 from pathlib import Path
+
+from deploy.stopping import die_with_parent
 
 
 class PortTaken(RuntimeError):
@@ -38,13 +41,25 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def _unephemeral_range() -> tuple[int, int]:
+    """Ports below the kernel's ephemeral range: outgoing connections never take them as their local port,
+    so a port found free here stays free until a server binds it (a bind(0) port may not)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return (10000, low) if low > 11000 else (low, 65000)
+
+
+_PICK = random.Random()  # own generator: tests seeding `random` must not make processes pick the same ports
+
+
 def free_port_block(size: int = 5) -> int:
     """A base port with `size` consecutive free ports above it."""
+    start, end = _unephemeral_range()
     for _ in range(200):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            base = sock.getsockname()[1]
-        if base + size < 65000 and all(port_is_free(base + i) for i in range(size)):
+        base = _PICK.randrange(start, end - size)
+        if all(port_is_free(base + i) for i in range(size)):
             return base
     raise RuntimeError("no block of free ports")
 
@@ -59,10 +74,8 @@ def require_free(port: int, what: str, host: str = "127.0.0.1") -> None:
 
 
 def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on right now (outside the ephemeral range, see `free_port_block`)."""
+    return free_port_block(1)
 
 
 def write_config(store_dir: Path, port: int, host: str = "127.0.0.1") -> Path:
@@ -82,13 +95,25 @@ def write_config(store_dir: Path, port: int, host: str = "127.0.0.1") -> Path:
     return config
 
 
-def start_nats(store_dir: Path, port: int, *, host: str = "127.0.0.1", log_file: Path | None = None,
-               timeout: float = 15.0) -> subprocess.Popen:
-    """Start nats-server and wait until it accepts connections."""
+def spawn_nats(store_dir: Path, port: int, *, host: str = "127.0.0.1", log_file: Path | None = None,
+               tied: bool = False) -> subprocess.Popen:
+    """Start nats-server without waiting for it. `tied` (the launcher's): in its own session, so a terminal's
+    Ctrl-C reaches only the launcher, which stops it last, and sent SIGTERM by the kernel when the thread
+    that started it ends, i.e. the process when that is the main thread (deploy/stopping.py)."""
     require_free(port, "the embedded nats-server", host)
     config = write_config(store_dir, port, host)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen([nats_server_binary(), "-c", str(config)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        return subprocess.Popen([nats_server_binary(), "-c", str(config)], stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=tied, preexec_fn=die_with_parent() if tied else None)  # noqa: PLW1509
+    finally:
+        if log_file:
+            out.close()
+
+
+def wait_listening(proc: subprocess.Popen, port: int, *, host: str = "127.0.0.1", log_file: Path | None = None,
+                   timeout: float = 15.0) -> subprocess.Popen:
+    """Wait until nats-server accepts connections (kill it if it does not in time)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -99,4 +124,12 @@ def start_nats(store_dir: Path, port: int, *, host: str = "127.0.0.1", log_file:
         except OSError:
             time.sleep(0.05)
     proc.kill()
+    proc.wait()
     raise TimeoutError(f"nats-server did not listen on {host}:{port} within {timeout}s")
+
+
+def start_nats(store_dir: Path, port: int, *, host: str = "127.0.0.1", log_file: Path | None = None,
+               timeout: float = 15.0) -> subprocess.Popen:
+    """Start nats-server and wait until it accepts connections."""
+    proc = spawn_nats(store_dir, port, host=host, log_file=log_file)
+    return wait_listening(proc, port, host=host, log_file=log_file, timeout=timeout)

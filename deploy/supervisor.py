@@ -1,19 +1,35 @@
-"""Start, watch and stop the whole system on one machine: nats-server, four services, the gateway."""
+"""Start, watch and stop the whole system on one machine: nats-server, four services, the gateway.
+
+Every child runs in its own session (a terminal's Ctrl-C reaches only the launcher, which stops them in
+order) and gets SIGTERM from the kernel if the launcher dies (deploy/stopping.py; the kernel ties this to
+the thread that started the child, so start and restart components from the main thread). `down()` is
+bounded: SIGTERM to the five components at once, SIGKILL to whatever is left of them after `APPS_STOP_S`, then
+the same for nats-server within `NATS_STOP_S`; the whole stop takes under 10 s.
+"""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from deploy.components import COMPONENTS, ROOT, SERVICES
-from deploy.natsd import require_free, start_nats
+from deploy.natsd import require_free, spawn_nats, wait_listening
+from deploy.stopping import die_with_parent
 from shared.settings import DEFAULT_PORTS
+
+#: how long the gateway and services get, together, to end after SIGTERM (they bound their own drain
+#: and lifespan shutdown to less than this), and then nats-server; SIGKILL after each
+APPS_STOP_S = 7.5
+NATS_STOP_S = 1.5
 
 
 @dataclass
@@ -25,6 +41,8 @@ class System:
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    #: wraps each process creation; the launcher passes StopSignals.deferred so a signal cannot come in between
+    guard: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
 
     @property
     def logs(self) -> Path:
@@ -65,16 +83,20 @@ class System:
 
     def start_nats(self) -> None:
         """Start the broker with its store under the data dir."""
-        self.procs["nats"] = start_nats(self.data_dir / "nats", self.nats_port, log_file=self.logs / "nats.log")
+        log = self.logs / "nats.log"
+        with self.guard():
+            self.procs["nats"] = spawn_nats(self.data_dir / "nats", self.nats_port, log_file=log, tied=True)
+        wait_listening(self.procs["nats"], self.nats_port, log_file=log)
 
     def start(self, name: str) -> subprocess.Popen:
         """Start one component as its own process (`jiaozhi up --target NAME`)."""
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "deploy.cli", "up", "--target", name], cwd=ROOT, env=self.env_for(name),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        self.procs[name] = proc
+        with open(self.logs / f"{name}.log", "ab") as log, self.guard():
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "deploy.cli", "up", "--target", name], cwd=ROOT, env=self.env_for(name),
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - tiny, and set up before any thread needs a lock
+            )
+            self.procs[name] = proc
         return proc
 
     def wait_ready(self, name: str, timeout: float = 60.0) -> None:
@@ -118,19 +140,32 @@ class System:
         self.start(name)
         self.wait_ready(name, timeout)
 
-    def down(self) -> None:
-        """Stop the gateway, then the services, then the broker; politely, then firmly."""
-        order = ["gateway", *SERVICES, "nats"]
-        for name in order:
-            proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+    def down(self, apps_within: float = APPS_STOP_S, nats_within: float = NATS_STOP_S) -> list[str]:
+        """Stop the gateway and services at once, then the broker; politely, then firmly. Returns what had
+        to be killed."""
+        killed = _stop([p for n, p in self.procs.items() if n != "nats"], apps_within)
+        killed += _stop([p for n, p in self.procs.items() if n == "nats"], nats_within)
+        return [name for name, proc in self.procs.items() if proc in killed]
 
     def crashed(self) -> list[str]:
         """Components whose process has ended."""
         return [name for name, proc in self.procs.items() if proc.poll() is not None]
+
+
+def _stop(procs: list[subprocess.Popen], within: float) -> list[subprocess.Popen]:
+    """SIGTERM to each, SIGKILL to the process group (a multi-worker gateway's workers too) of any
+    still alive after `within` seconds; returns those killed."""
+    alive = [p for p in procs if p.poll() is None]
+    for proc in alive:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + within
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if p.poll() is None]
+    for proc in alive:  # not reaped, so its pid is still its own; it leads its group, which holds what it started
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    for proc in alive:
+        proc.wait()
+    return alive

@@ -10,7 +10,7 @@ import os
 
 import uvicorn
 
-from shared.settings import DEFAULT_PORTS
+from shared.settings import DEFAULT_PORTS, HTTP_DRAIN_S
 
 
 def main() -> None:
@@ -18,7 +18,8 @@ def main() -> None:
     workers = int(os.environ.get("JIAOZHI_GATEWAY_WORKERS", "1"))
     uvicorn.run("gateway.app:create_app", factory=True, host=os.environ.get("JIAOZHI_HOST", "127.0.0.1"),
                 port=int(os.environ.get("JIAOZHI_PORT") or DEFAULT_PORTS["gateway"]), workers=workers,
-                loop="uvloop", http="httptools", log_config=None, access_log=False, timeout_graceful_shutdown=10)
+                loop="uvloop", http="httptools", log_config=None, access_log=False,
+                timeout_graceful_shutdown=HTTP_DRAIN_S)  # then the lifespan: the whole stop stays under 10 s
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEMO_SECRET = "demo-only-jwt-secret-do-not-use-in-production"  # clearly-marked demo default
 DEMO_IDENTITY_KEY = "demo-only-identity-hash-key"  # clearly-marked demo default
 
+#: seconds uvicorn lets open requests finish after SIGTERM/SIGINT before cancelling them; with the lifespan
+#: shutdown after it (bounded to ~5 s) a component ends within 7 s of the signal: inside the launcher's 7.5 s
+#: before SIGKILL (deploy/supervisor.py) and Kubernetes' 20 s grace period
+HTTP_DRAIN_S = 2
 #: default port of each component when it runs alone on one machine
 DEFAULT_PORTS = {"gateway": 8000, "classification": 8001, "tracing": 8002, "dispatch": 8003, "assessment": 8004}
 
