@@ -28,6 +28,7 @@ from gateway.limits import RateLimiter, retry_after
 from gateway.models import AuditEntry
 from gateway.openapi import MergedDocument
 from gateway.proxy import WWW_AUTHENTICATE, GatewayCore, Proxy, TokenCache
+from gateway.retention import prune_audit_loop
 from gateway.routes import Router
 from gateway.units import UnitTree
 from shared.auth import Identity, bearer, issue_internal_token, issue_token, verify_token
@@ -147,11 +148,13 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
         core.audit = AuditLog(sessions, flush_s=settings.audit_flush_s)
         core.units = UnitTree(fetch_units, settings.unit_tree_ttl_s)
         audit_task = asyncio.create_task(core.audit.run(), name="audit")
+        retention_task = asyncio.create_task(prune_audit_loop(sessions, settings), name="retention")  # issue 18
         try:
             yield
         finally:
             audit_task.cancel()
-            await asyncio.gather(audit_task, return_exceptions=True)
+            retention_task.cancel()
+            await asyncio.gather(audit_task, retention_task, return_exceptions=True)
             await core.client.close()
             await engine.dispose()
 
