@@ -19,9 +19,9 @@ from deploy.components import ROOT
 from deploy.demo import load_demo
 from deploy.natsd import free_port, free_port_block
 from deploy.supervisor import System
-from tests.conftest import BACKENDS, fresh_pg_database_sync
 from tests.e2e.helpers import all_tasks, drunk_incident, login, post_until_accepted, wait_for
 from tests.e2e.test_crash import counted_incidents
+from tests.helpers import BACKENDS, fresh_pg_database_sync
 
 pytestmark = pytest.mark.system
 
