@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from deploy import cli_backup
 from deploy.cli_accounts import accounts
 from deploy.components import COMPONENTS, SERVICES, app_factory, migrations_dir, service_settings
 from deploy.launcher import run_system
@@ -18,6 +19,8 @@ from deploy.supervisor import System
 
 cli = typer.Typer(help="jiaozhi: traffic–security integrated policing platform.", no_args_is_help=True)
 cli.add_typer(accounts, name="accounts")
+cli.command()(cli_backup.backup)  # backup and restore (issue 18)
+cli.command()(cli_backup.restore)
 console = Console(stderr=True)
 
 

@@ -36,6 +36,9 @@ class GatewaySettings(ServiceSettings):
     unit_tree_ttl_s: float = Field(30.0, description="how long the gateway trusts its copy of the unit tree")
     openapi_retry_s: float = Field(5.0, description="refetch a service's document this soon if it was away")
     audit_flush_s: float = 0.2
+    retention_audit_days: float = Field(
+        400.0, ge=0, description="audit entries are pruned after this many days (0: never); kept longest of all, "
+                                 "above the six months China's Cybersecurity Law (art. 21) asks for network logs")
     demo_password: SecretStr = SecretStr("demo")
     demo_accounts: bool = Field(True, description="admin, command, platform and one user per unit (demo only)")
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.accounts import AccountStore, hash_secret
 from gateway.audit_log import AuditLog
 from gateway.forward import make_client
+from gateway.retention import prune_audit_loop
 from gateway.state import GatewayState
 from gateway.units import UnitTree
 from shared.db import ensure_schema, make_engine, make_sessions
@@ -41,8 +42,14 @@ async def write_audit_log(gw: GatewayState) -> None:
     await gw.core.audit.run()
 
 
+async def prune_audit(gw: GatewayState) -> None:
+    """Retention: drop audit entries older than the setting (docs/OPERATIONS.md)."""
+    assert gw.sessions is not None
+    await prune_audit_loop(gw.sessions, gw.settings)
+
+
 #: name → loop, run for the gateway's lifetime
-LOOPS: dict[str, Loop] = {"audit": write_audit_log}
+LOOPS: dict[str, Loop] = {"audit": write_audit_log, "retention": prune_audit}
 
 
 @contextlib.asynccontextmanager

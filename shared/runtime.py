@@ -24,6 +24,7 @@ from shared.lifecycle import Deadline, Loops, bounded
 from shared.migrations import upgrade
 from shared.observability import Metrics, RequestContextMiddleware, configure_logging
 from shared.outbox import Outbox
+from shared.retention import prune_loop
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ def build_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
             app.state.rt = rt
             loops.start("stream", bus.ensure_stream(spec.name))
             loops.start("outbox-relay", relay.run())
+            loops.start("retention", prune_loop(rt))  # retention (issue 18)
             for sub in spec.subscriptions(rt):
                 consumer = Consumer(bus, sessions, spec.outbox, sub, relay=relay, metrics=metrics,
                                     batch=settings.consumer_batch)

@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     outbox_poll_s: float = Field(0.5, description="how often the relay looks for rows nobody announced")
     consumer_batch: int = 100
     shutdown_s: float = Field(5.0, description="a component stops within this (loops, NATS, database pool)")
+    retention_outbox_sent_days: float = Field(
+        7.0, ge=0, description="sent outbox rows are pruned after this many days (0: never); a restore re-sends "
+                               "the rows still kept, so this bounds how far back in-flight events are recovered")
+    retention_inbox_days: float = Field(
+        30.0, ge=0, description="inbox rows (events already handled) are pruned after this many days (0: never); "
+                                "must outlast the outbox's sent rows, the 10-minute duplicate window and any outage")
+    retention_interval_s: float = Field(3600.0, gt=0, description="how often each replica prunes")
+    retention_batch: int = Field(5000, ge=1, description="rows deleted per transaction while pruning")
 
     @model_validator(mode="after")
     def _refuse_demo_secrets_in_production(self) -> Settings:
@@ -53,6 +61,15 @@ class Settings(BaseSettings):
                 raise ValueError("JIAOZHI_JWT_SECRET must be set outside the demo")
             if self.identity_hash_key.get_secret_value() == DEMO_IDENTITY_KEY:
                 raise ValueError("JIAOZHI_IDENTITY_HASH_KEY must be set outside the demo")
+        return self
+
+    @model_validator(mode="after")
+    def _inbox_outlasts_the_outbox(self) -> Settings:
+        # a restore re-sends every outbox row still kept; the inbox must still know the ones already handled
+        inbox, outbox = self.retention_inbox_days, self.retention_outbox_sent_days
+        if inbox and (not outbox or inbox < outbox + 1):
+            raise ValueError("JIAOZHI_RETENTION_INBOX_DAYS must be 0 (keep forever) or at least a day longer than "
+                             "JIAOZHI_RETENTION_OUTBOX_SENT_DAYS (which must then not be 0)")
         return self
 
 

@@ -1,4 +1,5 @@
-"""Kill -9 a service or nats-server while incidents flow, restart it: every incident gets exactly one P01 task."""
+"""Kill -9 a service, the gateway or nats-server, or crash-restart PostgreSQL, while incidents flow: every incident
+gets exactly one P01 task and services reconnect by themselves."""
 from __future__ import annotations
 
 import collections
@@ -7,7 +8,7 @@ import datetime as dt
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -18,7 +19,9 @@ from deploy.demo import load_demo
 from deploy.natsd import free_port, free_port_block
 from deploy.supervisor import System
 from tests.e2e.helpers import all_tasks, drunk_incident, login, post_until_accepted, wait_for
-from tests.helpers import BACKENDS, fresh_pg_database_sync
+from tests.e2e.private_pg import BIN as PG_BIN
+from tests.e2e.private_pg import PrivatePostgres, private_postgres
+from tests.helpers import BACKENDS, IN_CI
 
 pytestmark = pytest.mark.system
 
@@ -27,19 +30,47 @@ INCIDENTS_PER_ROUND = 40
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def system(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """The whole system as processes, on SQLite files or on one PostgreSQL database (a schema per service)."""
+    """The whole system as processes, on SQLite files or on one PostgreSQL database (a schema per service) in
+    a private cluster of our own, which the test may restart (`system.postgres`)."""
     with contextlib.ExitStack() as stack:
-        database_url = "" if request.param == "sqlite" else stack.enter_context(fresh_pg_database_sync())
+        postgres = None if request.param == "sqlite" else stack.enter_context(private_cluster())
         running = System.on_ports(tmp_path_factory.mktemp("crash"), free_port_block(), free_port())
-        running.env["JIAOZHI_DATABASE_URL"] = database_url
+        running.env["JIAOZHI_DATABASE_URL"] = postgres.url if postgres else ""
+        running.postgres = postgres  # type: ignore[attr-defined]
         stack.callback(running.down)
         running.up()
         load_demo(running.url("gateway"), console=Console(quiet=True), recent_days=0)  # units and modes suffice
         yield running
 
 
-@pytest.mark.parametrize("victim", ["tracing", "dispatch", "nats", "assessment"])
+def private_cluster() -> contextlib.AbstractContextManager[PrivatePostgres]:
+    """Our own cluster (the shared server on 5432 is never restarted); a failure in CI if it cannot run here."""
+    if not (PG_BIN / "initdb").exists():
+        message = f"no PostgreSQL server binaries in {PG_BIN} (set JIAOZHI_PG_BIN)"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+    return private_postgres()
+
+
+@pytest.mark.parametrize("victim", ["tracing", "dispatch", "nats", "assessment", "gateway"])
 def test_kill_and_restart_loses_nothing_and_doubles_nothing(system: System, victim: str) -> None:
+    def kill_and_restart() -> None:
+        system.kill(victim, signal.SIGKILL)
+        time.sleep(1.0)
+        system.restart(victim)
+
+    incidents_flow_through(system, kill_and_restart)
+
+
+@pytest.mark.parametrize("system", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_postgres_crash_restart_mid_stream_loses_nothing_and_doubles_nothing(system: System) -> None:
+    postgres: PrivatePostgres = system.postgres  # type: ignore[attr-defined]
+    incidents_flow_through(system, lambda: postgres.restart("immediate", down_s=2.0))  # a crash: no checkpoint
+    for name in system.procs:
+        assert system.procs[name].poll() is None, f"{name} ended instead of reconnecting"
+
+
+def incidents_flow_through(system: System, disrupt: Callable[[], None]) -> None:
+    """Post incidents from a thread, `disrupt` a third of the way in, and check every one ends with one P01."""
     gateway = system.url("gateway")
     platform, command = login(gateway, "platform"), login(gateway, "command")
     posted: list[str] = []
@@ -54,9 +85,7 @@ def test_kill_and_restart_loses_nothing_and_doubles_nothing(system: System, vict
     poster = threading.Thread(target=post_all)
     poster.start()
     wait_for(lambda: len(posted) >= INCIDENTS_PER_ROUND // 3, timeout=30)
-    system.kill(victim, signal.SIGKILL)
-    time.sleep(1.0)
-    system.restart(victim)
+    disrupt()
     poster.join(timeout=120)
     assert not poster.is_alive() and len(posted) == INCIDENTS_PER_ROUND
 
