@@ -65,28 +65,36 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_config(store_dir: Path, port: int, host: str = "127.0.0.1") -> Path:
+def write_config(store_dir: Path, port: int, host: str = "127.0.0.1", *, authorization: str = "",
+                 tls: tuple[Path, Path] | None = None) -> Path:
     """A server config: JetStream with a file store that syncs every write to disk.
 
     `sync_interval: always` is server-wide in nats-server, so it covers the streams holding
     incidents and tasks (and the rest): an acknowledged publish survives a power cut.
+    `authorization` (deploy.nats_auth) adds users and refuses anonymous clients; `tls` = (cert, key)
+    makes clients speak TLS. The file may hold passwords: only its owner can read it.
     """
     store_dir.mkdir(parents=True, exist_ok=True)
     config = store_dir / "nats-server.conf"
-    config.write_text(
+    text = (
         f'listen: "{host}:{port}"\n'
         f'server_name: "jiaozhi-embedded"\n'
-        f'jetstream {{\n  store_dir: "{store_dir / "jetstream"}"\n  sync_interval: always\n}}\n',
-        encoding="utf-8",
+        f'jetstream {{\n  store_dir: "{store_dir / "jetstream"}"\n  sync_interval: always\n}}\n'
     )
+    if tls is not None:
+        text += f'tls {{\n  cert_file: "{tls[0]}"\n  key_file: "{tls[1]}"\n}}\n'
+    config.touch(mode=0o600)
+    config.chmod(0o600)
+    config.write_text(text + authorization, encoding="utf-8")
     return config
 
 
 def start_nats(store_dir: Path, port: int, *, host: str = "127.0.0.1", log_file: Path | None = None,
-               timeout: float = 15.0) -> subprocess.Popen:
-    """Start nats-server and wait until it accepts connections."""
+               timeout: float = 15.0, authorization: str = "", tls: tuple[Path, Path] | None = None,
+               ) -> subprocess.Popen:
+    """Start nats-server and wait until it accepts connections (see `write_config` for the options)."""
     require_free(port, "the embedded nats-server", host)
-    config = write_config(store_dir, port, host)
+    config = write_config(store_dir, port, host, authorization=authorization, tls=tls)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen([nats_server_binary(), "-c", str(config)], stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from deploy.components import COMPONENTS, ROOT, SERVICES
+from deploy.nats_auth import NatsUsers
 from deploy.natsd import require_free, start_nats
 from shared.settings import DEFAULT_PORTS
 
@@ -24,6 +25,7 @@ class System:
     nats_port: int = 4233
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     env: dict[str, str] = field(default_factory=dict)
+    nats_users: NatsUsers = field(default_factory=NatsUsers)  # one user per service; anonymous refused
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -54,6 +56,7 @@ class System:
         })
         for service in SERVICES:
             env[f"JIAOZHI_{service.upper()}_URL"] = self.url(service)
+        env.update(self.nats_users.env(name))
         env.update(self.env)
         return env
 
@@ -65,7 +68,8 @@ class System:
 
     def start_nats(self) -> None:
         """Start the broker with its store under the data dir."""
-        self.procs["nats"] = start_nats(self.data_dir / "nats", self.nats_port, log_file=self.logs / "nats.log")
+        self.procs["nats"] = start_nats(self.data_dir / "nats", self.nats_port, log_file=self.logs / "nats.log",
+                                       authorization=self.nats_users.config())
 
     def start(self, name: str) -> subprocess.Popen:
         """Start one component as its own process (`jiaozhi up --target NAME`)."""
