@@ -102,3 +102,10 @@ def authorization_block(passwords: dict[str, str], *, extra: dict[str, dict[str,
         lines.append("    }}")
     lines += ["  ]", "}"]
     return "\n".join(lines) + "\n"
+
+
+def helm_users() -> dict[str, Any]:
+    """`config.merge.authorization` for the NATS Helm chart: passwords are `<< $VAR >>` references to the
+    container's environment, which nats-values.yaml fills from the Secrets `jiaozhi-nats-<service>`."""
+    return {"users": [{"user": s, "password": f"<< ${s.upper()}_PASSWORD >>", "permissions": permissions(s)}
+                      for s in SERVICES]}
