@@ -113,6 +113,8 @@ def test_up_runs_the_first_slice_and_a_restart_keeps_the_data(tmp_path: Path) ->
     assert "stopped" in out
     leftovers = subprocess.run(["pgrep", "-f", f"JIAOZHI_DATA_DIR={tmp_path}"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
+    violations = [x for x in (tmp_path / "logs" / "nats.log").read_text().splitlines() if "Violation" in x]
+    assert violations == [], "a service needed a NATS permission it was not given (deploy/nats_auth.py)"
 
     launcher = start_launcher(tmp_path, base, nats_port)
     try:
