@@ -4,8 +4,10 @@ A service may publish only
 - its own events, `<service>.>` (the outbox relay; `shared.events`: a subject starts with its owner),
 - the JetStream API calls for its own stream (info, create) and for ordered consumers on it (dispatch's task
   feed follows its own stream this way: ephemeral consumer, flow control),
-- for each durable consumer it owns, `<service>-on-<owner>` (its `handlers.subscriptions`): the stream's info,
-  that consumer's create/info/next-message calls and acks, and nothing of any other consumer,
+- for each durable consumer it owns, `<service>-on-<owner>` (its `handlers.subscriptions`): the stream's info
+  and creation (a consumer that starts before the owner creates the owner's stream with the same config, so
+  the start order does not matter; an existing stream is never changed by a create), that consumer's
+  create/info/next-message calls and acks, and nothing of any other consumer,
 and may subscribe only to its own inbox prefix `_INBOX_<service>` (`Settings.nats_options`), where JetStream
 delivers the messages it fetches and the API answers. Anonymous clients are refused (no `no_auth_user`).
 """
@@ -47,7 +49,7 @@ def permissions(service: str) -> dict[str, Any]:
     for sub in subscriptions(service):
         stream, durable = stream_name(sub.owner), sub.durable
         publish += [
-            f"{API}.STREAM.INFO.{stream}",
+            f"{API}.STREAM.INFO.{stream}", f"{API}.STREAM.CREATE.{stream}",
             f"{API}.CONSUMER.CREATE.{stream}.{durable}", f"{API}.CONSUMER.CREATE.{stream}.{durable}.>",
             f"{API}.CONSUMER.INFO.{stream}.{durable}", f"{API}.CONSUMER.MSG.NEXT.{stream}.{durable}",
             f"$JS.ACK.{stream}.{durable}.>",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -76,10 +78,13 @@ def test_permissions_follow_the_events_owners_and_the_handlers() -> None:
         assert perms["subscribe"]["allow"] == [f"_INBOX_{service}.>"]
         durables = {s.split(".")[-1] for s in publish if s.startswith("$JS.API.CONSUMER.MSG.NEXT.")}
         assert durables == {sub.durable for sub in subscriptions(service)}
+        consumed = {sub.owner for sub in subscriptions(service)}
         for other in SERVICES:
-            if other != service:  # no consumer of another service, no stream of another service to create
+            if other != service:  # no consumer of another service; only the streams it consumes to create
                 assert not [s for s in publish if f".{other}-on-" in s]
-                assert f"$JS.API.STREAM.CREATE.{stream_name(other)}" not in publish
+                created = f"$JS.API.STREAM.CREATE.{stream_name(other)}" in publish
+                assert created == (other in consumed)
+        assert not [s for s in publish if ".DELETE." in s or ".UPDATE." in s or ".PURGE." in s]
 
 
 def test_cluster_values_carry_the_derived_permissions() -> None:
@@ -174,3 +179,37 @@ async def test_each_service_does_all_it_does_with_its_own_credentials(broker: Br
 
 def _envelope(subject: str) -> bytes:
     return Envelope(source="test", type=subject, time=dt.datetime.now(dt.UTC), data={}).model_dump_json().encode()
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed server certificate for 127.0.0.1 (openssl, a day long)."""
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed to make the test certificate"
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+async def test_tls_when_configured(tmp_path: Path, certificate: tuple[Path, Path]) -> None:
+    """A server with a certificate: a client given the CA connects with its user; a plain client does not."""
+    cert, key = certificate
+    users = NatsUsers()
+    port = free_port()
+    proc = start_nats(tmp_path / "nats", port, log_file=tmp_path / "nats.log", authorization=users.config(),
+                      tls=(cert, key))
+    try:
+        url = f"tls://127.0.0.1:{port}"
+        settings = service_settings("dispatch", nats_url=url, nats_user="dispatch",
+                                    nats_password=users.passwords["dispatch"], nats_tls_ca=cert)
+        nc = await nats.connect(url, allow_reconnect=False, **settings.nats_options())
+        assert nc.is_connected
+        await nc.close()
+        with pytest.raises(Exception):  # noqa: B017 - refused one way or another: no TLS, no way in
+            await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False, connect_timeout=2,
+                               user="dispatch", password=users.passwords["dispatch"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
