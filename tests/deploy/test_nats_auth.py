@@ -23,7 +23,7 @@ from services.dispatch.stream import TaskFeed
 from shared.bus import Bus, Consumer
 from shared.events import Envelope, stream_name
 from shared.observability import Metrics
-from tests.support import eventually
+from tests.helpers import eventually
 
 OBSERVER = {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
 VALUES = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "nats-values.yaml"
