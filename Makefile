@@ -3,18 +3,28 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+# checkov (the manifests' policy check in tests/deploy) in a venv of its own: its pins conflict with ours
+CHECKOV_PINS := tests/deploy/checkov-constraints.txt
+CHECKOV_STAMP := $(VENV)/checkov/.installed-$(shell cksum < $(CHECKOV_PINS) | cut -d' ' -f1)
 
-.PHONY: up test bench lint migrate clean
+.PHONY: up test bench lint migrate clean checkov
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+$(CHECKOV_STAMP): $(CHECKOV_PINS)
+	@test -x $(VENV)/checkov/bin/python || $(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install -q --disable-pip-version-check -c $(CHECKOV_PINS) checkov
+	@rm -f $(VENV)/checkov/.installed-* && touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)  ## checkov in .venv/checkov (tests/deploy/test_k8s.py runs it)
+
 up: $(STAMP)  ## start the whole system with the demo district (gateway on http://127.0.0.1:8000)
 	$(VENV)/bin/jiaozhi up
 
-test: $(STAMP)  ## the whole test suite (PostgreSQL tests run when it is reachable, and always in CI)
+test: $(STAMP) $(CHECKOV_STAMP)  ## the whole test suite (PostgreSQL tests run when it is reachable, and always in CI)
 	OMP_NUM_THREADS=1 $(PY) -m pytest
 
 bench: $(STAMP)  ## benchmarks; results in bench/results/latest.json

@@ -54,10 +54,12 @@ def bench_backend(backend: str, database_url: str, args: argparse.Namespace) -> 
         # the load comes from one platform client: measure the pipeline, not the per-caller rate limit
         system.env.update({"JIAOZHI_DATABASE_URL": database_url, "JIAOZHI_LOG_LEVEL": "WARNING",
                            "JIAOZHI_RATE_PER_S": "0"})
+        # the embedded broker refuses anonymous clients: the bench observes and publishes as a user of its own
+        password = system.nats_users.add("bench", {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}})
         try:
             system.up()
             load_demo(system.url("gateway"), console=Console(quiet=True))
-            nats_url = f"nats://127.0.0.1:{system.nats_port}"
+            nats_url = f"nats://bench:{password}@127.0.0.1:{system.nats_port}"
             console.print(f"[{backend}] incidents at {args.rate}/s for {args.seconds}s through the gateway…")
             e2e = asyncio.run(incidents_to_tasks(system.url("gateway"), nats_url, rate=args.rate,
                                                  seconds=args.seconds))

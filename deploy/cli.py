@@ -110,6 +110,16 @@ def makemigration(service: str, message: str) -> None:
     asyncio.run(run())
 
 
+@cli.command("nats-permissions")
+def nats_permissions() -> None:
+    """Print the NATS users and permissions derived from the code (deploy/k8s/nats-values.yaml holds them)."""
+    import yaml
+
+    from deploy.nats_auth import helm_users
+
+    print(yaml.safe_dump({"authorization": helm_users()}, sort_keys=False, width=200), end="")
+
+
 @cli.command()
 def demo(
     gateway: Annotated[str, typer.Option(help="gateway base URL")] = "http://127.0.0.1:8000",

@@ -78,30 +78,39 @@ def free_port() -> int:
     return free_port_block(1)
 
 
-def write_config(store_dir: Path, port: int, host: str = "127.0.0.1") -> Path:
+def write_config(store_dir: Path, port: int, host: str = "127.0.0.1", *, authorization: str = "",
+                 tls: tuple[Path, Path] | None = None) -> Path:
     """A server config: JetStream with a file store that syncs every write to disk.
 
     `sync_interval: always` is server-wide in nats-server, so it covers the streams holding
     incidents and tasks (and the rest): an acknowledged publish survives a power cut.
+    `authorization` (deploy.nats_auth) adds users and refuses anonymous clients; `tls` = (cert, key)
+    makes clients speak TLS. The file may hold passwords: only its owner can read it.
     """
     store_dir.mkdir(parents=True, exist_ok=True)
     config = store_dir / "nats-server.conf"
-    config.write_text(
+    text = (
         f'listen: "{host}:{port}"\n'
         f'server_name: "jiaozhi-embedded"\n'
-        f'jetstream {{\n  store_dir: "{store_dir / "jetstream"}"\n  sync_interval: always\n}}\n',
-        encoding="utf-8",
+        f'jetstream {{\n  store_dir: "{store_dir / "jetstream"}"\n  sync_interval: always\n}}\n'
     )
+    if tls is not None:
+        text += f'tls {{\n  cert_file: "{tls[0]}"\n  key_file: "{tls[1]}"\n}}\n'
+    config.touch(mode=0o600)
+    config.chmod(0o600)
+    config.write_text(text + authorization, encoding="utf-8")
     return config
 
 
 def spawn_nats(store_dir: Path, port: int, *, host: str = "127.0.0.1", log_file: Path | None = None,
-               tied: bool = False) -> subprocess.Popen:
-    """Start nats-server without waiting for it. `tied` (the launcher's): in its own session, so a terminal's
-    Ctrl-C reaches only the launcher, which stops it last, and sent SIGTERM by the kernel when the thread
-    that started it ends, i.e. the process when that is the main thread (deploy/stopping.py)."""
+               tied: bool = False, authorization: str = "", tls: tuple[Path, Path] | None = None,
+               ) -> subprocess.Popen:
+    """Start nats-server without waiting for it (see `write_config` for the options). `tied` (the launcher's):
+    in its own session, so a terminal's Ctrl-C reaches only the launcher, which stops it last, and sent SIGTERM
+    by the kernel when the thread that started it ends, i.e. the process when that is the main thread
+    (deploy/stopping.py)."""
     require_free(port, "the embedded nats-server", host)
-    config = write_config(store_dir, port, host)
+    config = write_config(store_dir, port, host, authorization=authorization, tls=tls)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
     try:
         return subprocess.Popen([nats_server_binary(), "-c", str(config)], stdout=out, stderr=subprocess.STDOUT,
@@ -129,7 +138,8 @@ def wait_listening(proc: subprocess.Popen, port: int, *, host: str = "127.0.0.1"
 
 
 def start_nats(store_dir: Path, port: int, *, host: str = "127.0.0.1", log_file: Path | None = None,
-               timeout: float = 15.0) -> subprocess.Popen:
+               timeout: float = 15.0, authorization: str = "", tls: tuple[Path, Path] | None = None,
+               ) -> subprocess.Popen:
     """Start nats-server and wait until it accepts connections."""
-    proc = spawn_nats(store_dir, port, host=host, log_file=log_file)
+    proc = spawn_nats(store_dir, port, host=host, log_file=log_file, authorization=authorization, tls=tls)
     return wait_listening(proc, port, host=host, log_file=log_file, timeout=timeout)

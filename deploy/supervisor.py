@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from deploy.components import COMPONENTS, ROOT, SERVICES
+from deploy.nats_auth import NatsUsers
 from deploy.natsd import require_free, spawn_nats, wait_listening
 from deploy.stopping import die_with_parent
 from shared.settings import DEFAULT_PORTS
@@ -40,6 +41,7 @@ class System:
     nats_port: int = 4233
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     env: dict[str, str] = field(default_factory=dict)
+    nats_users: NatsUsers = field(default_factory=NatsUsers)  # one user per service; anonymous refused
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     #: wraps each process creation; the launcher passes StopSignals.deferred so a signal cannot come in between
     guard: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
@@ -72,6 +74,7 @@ class System:
         })
         for service in SERVICES:
             env[f"JIAOZHI_{service.upper()}_URL"] = self.url(service)
+        env.update(self.nats_users.env(name))
         env.update(self.env)
         return env
 
@@ -85,7 +88,8 @@ class System:
         """Start the broker with its store under the data dir."""
         log = self.logs / "nats.log"
         with self.guard():
-            self.procs["nats"] = spawn_nats(self.data_dir / "nats", self.nats_port, log_file=log, tied=True)
+            self.procs["nats"] = spawn_nats(self.data_dir / "nats", self.nats_port, log_file=log, tied=True,
+                                            authorization=self.nats_users.config())
         wait_listening(self.procs["nats"], self.nats_port, log_file=log)
 
     def start(self, name: str) -> subprocess.Popen:

@@ -41,9 +41,10 @@ def stop_if_cancelled() -> None:
 class Bus:
     """One NATS connection per process; connects in the background and keeps reconnecting."""
 
-    def __init__(self, url: str, *, name: str) -> None:
+    def __init__(self, url: str, *, name: str, options: dict[str, Any] | None = None) -> None:
         self.url = url
         self.name = name
+        self.options = options or {}  # credentials, inbox prefix, TLS: `Settings.nats_options()`
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
         self.connected = asyncio.Event()
@@ -64,6 +65,7 @@ class Bus:
                     self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                     connect_timeout=2, allow_reconnect=True,
                     error_cb=self._on_error, disconnected_cb=self._on_disconnect, reconnected_cb=self._on_reconnect,
+                    **self.options,
                 )
             except Exception as exc:  # noqa: BLE001 - keep trying whatever went wrong
                 log.warning("cannot connect to NATS at %s: %s", self.url, exc)

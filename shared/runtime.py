@@ -82,7 +82,7 @@ def build_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(spec.name, settings.log_level)
         engine = make_engine(settings.database(), schema=spec.name)
-        bus = Bus(settings.nats_url, name=f"jiaozhi-{spec.name}")
+        bus = Bus(settings.nats_url, name=f"jiaozhi-{spec.name}", options=settings.nats_options())
         loops = Loops(spec.name)
         app.state.loops = loops
         try:

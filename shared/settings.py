@@ -1,11 +1,12 @@
 """Settings shared by every component, read from JIAOZHI_* environment variables at start."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
 
 DEMO_SECRET = "demo-only-jwt-secret-do-not-use-in-production"  # clearly-marked demo default
 DEMO_IDENTITY_KEY = "demo-only-identity-hash-key"  # clearly-marked demo default
@@ -31,6 +32,11 @@ class Settings(BaseSettings):
         None, description="one URL for every service; on PostgreSQL each service gets its own schema"
     )
     nats_url: str = "nats://127.0.0.1:4233"
+    nats_user: str | None = Field(None, description="this component's NATS user (see deploy/nats_auth.py)")
+    nats_password: SecretStr | None = None
+    nats_tls_ca: Path | None = Field(None, description="CA file to verify the NATS server by; set, it turns TLS on")
+    nats_tls_cert: Path | None = Field(None, description="client certificate, for a server that asks for one")
+    nats_tls_key: Path | None = None
     host: str = "127.0.0.1"
     port: int | None = None
     log_level: str = "INFO"
@@ -53,6 +59,34 @@ class Settings(BaseSettings):
                                 "must outlast the outbox's sent rows, the 10-minute duplicate window and any outage")
     retention_interval_s: float = Field(3600.0, gt=0, description="how often each replica prunes")
     retention_batch: int = Field(5000, ge=1, description="rows deleted per transaction while pruning")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Variables may also be files named after them in JIAOZHI_SECRETS_DIR (a mounted Kubernetes Secret);
+        an environment variable of the same name wins."""
+        folder = os.environ.get("JIAOZHI_SECRETS_DIR")
+        if folder:
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=folder)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
+    def nats_options(self) -> dict[str, Any]:
+        """`nats.connect` keywords: this component's user, its own inbox prefix, TLS when configured."""
+        options: dict[str, Any] = {"inbox_prefix": f"_INBOX_{self.component}"}
+        if self.nats_user:
+            options["user"] = self.nats_user
+            options["password"] = self.nats_password.get_secret_value() if self.nats_password else ""
+        if self.nats_tls_ca or self.nats_tls_cert:
+            import ssl
+
+            context = ssl.create_default_context(cafile=self.nats_tls_ca)
+            if self.nats_tls_cert:
+                context.load_cert_chain(self.nats_tls_cert, self.nats_tls_key)
+            options["tls"] = context
+        return options
 
     @model_validator(mode="after")
     def _refuse_demo_secrets_in_production(self) -> Settings:

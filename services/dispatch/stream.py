@@ -38,9 +38,9 @@ class TaskFeed:
         sub = None
         while sub is None:
             try:
-                sub = await bus.js.subscribe("dispatch.task.>", ordered_consumer=True,
+                sub = await bus.js.subscribe("dispatch.task.>", stream="DISPATCH", ordered_consumer=True,
                                              deliver_policy=DeliverPolicy.NEW, idle_heartbeat=5.0)
-            except Exception as exc:  # noqa: BLE001 - broker away: try again
+            except Exception as exc:  # noqa: BLE001 - broker away: try again (stream named: no look-up needed)
                 log.warning("task feed: %s", exc)
                 await asyncio.sleep(1)
         self.ready.set()

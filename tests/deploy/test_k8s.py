@@ -1,25 +1,23 @@
 """The Kubernetes manifests agree with the code: every component deployed, probed and configured by real names."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
 
 from deploy.components import COMPONENTS, app_factory, service_settings
 from gateway.config import GatewaySettings
 from shared.settings import Settings
+from tests.deploy.render import K8S, docs, render
 
-K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+#: set in the Deployments' `env`, read by Settings.settings_customise_sources rather than by a field
+SOURCE_VARIABLES = {"JIAOZHI_SECRETS_DIR"}
 
 
 def _docs(name: str) -> list[dict]:
-    return [d for d in yaml.safe_load_all((K8S / name).read_text()) if d]
+    return docs(K8S / name)
 
 
 def _all_docs() -> list[dict]:
-    kustomization = _docs("kustomization.yaml")[0]
-    return [d for f in kustomization["resources"] for d in _docs(f)]
+    return render()
 
 
 def _env_names() -> set[str]:
@@ -65,3 +63,14 @@ def test_only_the_gateway_is_public() -> None:
     ingress = next(d for d in _all_docs() if d["kind"] == "Ingress")
     backends = {p["backend"]["service"]["name"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
     assert backends == {"gateway"}
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_containers_set_only_variables_the_code_reads_and_no_secret(component: str) -> None:
+    deployment = next(d for d in _all_docs() if d["kind"] == "Deployment" and d["metadata"]["name"] == component)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    names = {e["name"] for e in container.get("env", [])}
+    assert names <= _env_names() | SOURCE_VARIABLES
+    assert all("value" in e for e in container.get("env", [])), "secrets are mounted files, not variables"
+    assert all("secretRef" not in source for source in container["envFrom"])
+    assert ("JIAOZHI_NATS_USER" in names) == (component != "gateway"), "the gateway has no bus connection"

@@ -71,6 +71,8 @@ def test_up_runs_the_first_slice_and_a_restart_keeps_the_data(tmp_path: Path) ->
     assert launcher.proc.returncode == 130, out  # Ctrl-C
     assert "stopped" in out and "Traceback" not in out
     assert launcher.processes() == [] and launcher.taken_ports() == []
+    violations = [x for x in (tmp_path / "logs" / "nats.log").read_text().splitlines() if "Violation" in x]
+    assert violations == [], "a service needed a NATS permission it was not given (deploy/nats_auth.py)"
 
     launcher = start_launcher(tmp_path, base, nats_port)
     try:
