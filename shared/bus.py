@@ -26,6 +26,7 @@ from shared.outbox import Outbox
 from shared.telemetry import Telemetry, inject_current, nats_span
 
 log = logging.getLogger(__name__)
+_access = logging.getLogger("jiaozhi.access")
 
 Handler = Callable[[AsyncSession, Fact, Envelope], Awaitable[None]]
 
@@ -348,10 +349,12 @@ class Consumer:
         try:
             with nats_span(self.telemetry, "process", envelope.type, envelope.id, headers,
                            **{"messaging.consumer.group.name": self.sub.durable}):
-                if not await self.outbox.claim_for(session, consumer=self.sub.consumer, event_id=envelope.id):
-                    return "duplicate"
-                await handler(session, envelope.payload(fact_type), envelope)
-                return "handled"
+                fresh = await self.outbox.claim_for(session, consumer=self.sub.consumer, event_id=envelope.id)
+                if fresh:
+                    await handler(session, envelope.payload(fact_type), envelope)
+                if _access.isEnabledFor(logging.INFO):  # the access log's line per event, in its span
+                    _access.info("%s %s %s", envelope.type, envelope.id, "handled" if fresh else "duplicate")
+                return "handled" if fresh else "duplicate"
         finally:
             self.metrics.handle_latency.labels(envelope.type).observe(time.perf_counter() - started)
             reset_request_id(token)
