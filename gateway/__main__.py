@@ -10,12 +10,14 @@ import os
 
 import uvicorn
 
+from gateway.observe import multiprocess_metrics_dir
 from shared.settings import DEFAULT_PORTS, HTTP_DRAIN_S
 
 
 def main() -> None:
     """Serve the gateway on JIAOZHI_HOST:JIAOZHI_PORT."""
     workers = int(os.environ.get("JIAOZHI_GATEWAY_WORKERS", "1"))
+    multiprocess_metrics_dir(workers)  # before the workers start: they inherit it
     uvicorn.run("gateway.app:create_app", factory=True, host=os.environ.get("JIAOZHI_HOST", "127.0.0.1"),
                 port=int(os.environ.get("JIAOZHI_PORT") or DEFAULT_PORTS["gateway"]), workers=workers,
                 loop="uvloop", http="httptools", log_config=None, access_log=False,

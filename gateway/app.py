@@ -16,6 +16,7 @@ from gateway import audit, grants, health, openapi
 from gateway.config import SERVICES, GatewaySettings
 from gateway.lifespan import MIGRATIONS, lifespan
 from gateway.limits import RateLimiter
+from gateway.observe import instrument
 from gateway.proxy import WWW_AUTHENTICATE, GatewayCore, Proxy, TokenCache
 from gateway.routes import Router
 from gateway.state import GatewayState
@@ -76,4 +77,4 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     app.fast_path = RequestContextMiddleware(app.proxy, metrics=gw.metrics)
     for router in (health.router, openapi.router, grants.router, audit.router, unrouted_router):
         app.include_router(router)  # in this order: the catch-all last
-    return app
+    return instrument(app)

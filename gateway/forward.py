@@ -8,6 +8,7 @@ measurements). The hop is on every request, so it decides latency. httpx stays i
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 
@@ -21,12 +22,15 @@ KEEP_RESPONSE = frozenset({"content-type", "location", "retry-after", "cache-con
                            "content-disposition", "last-modified"})
 
 
-def make_client(timeout_s: float, connect_timeout_s: float = 2.0) -> aiohttp.ClientSession:
-    """One pooled client for every upstream (keep-alive, bounded connections, timeouts on every call)."""
+def make_client(timeout_s: float, connect_timeout_s: float = 2.0, trace_configs: list[Any] | None = None
+                ) -> aiohttp.ClientSession:
+    """One pooled client for every upstream (keep-alive, bounded connections, timeouts on every call);
+    `trace_configs` (shared.telemetry) add a client span per call and send `traceparent` upstream."""
     connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30, ttl_dns_cache=300)
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                  timeout=aiohttp.ClientTimeout(total=timeout_s, connect=connect_timeout_s),
-                                 auto_decompress=False, skip_auto_headers=("User-Agent",))
+                                 auto_decompress=False, skip_auto_headers=("User-Agent",),
+                                 trace_configs=trace_configs or None)
 
 
 def stream_timeout(connect_timeout_s: float, silence_s: float) -> aiohttp.ClientTimeout:

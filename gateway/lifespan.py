@@ -67,7 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.demo_accounts_enabled:
             gw.demo_hash = await asyncio.to_thread(hash_secret, settings.demo_password.get_secret_value())
         await _prepare_database(engine, gw)
-        gw.core.client = make_client(settings.upstream_timeout_s, settings.upstream_connect_timeout_s)
+        gw.core.client = make_client(settings.upstream_timeout_s, settings.upstream_connect_timeout_s,
+                                     gw.core.telemetry.client_trace_configs())
         gw.core.audit = AuditLog(gw.sessions, flush_s=settings.audit_flush_s)
         gw.core.units = UnitTree(gw.unit_list, settings.unit_tree_ttl_s)
         for name, loop in LOOPS.items():

@@ -35,6 +35,7 @@ from gateway.units import UnitTree
 from shared.auth import Identity, bearer, decode_claims, identity_of, issue_internal_token
 from shared.errors import PROBLEM, TYPE_BASE, DomainError, Unauthorized
 from shared.observability import current_request_id
+from shared.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 Scope = dict[str, Any]
@@ -104,6 +105,7 @@ class GatewayCore:
     client: aiohttp.ClientSession | None = None
     audit: AuditLog | None = None
     units: UnitTree | None = None
+    telemetry: Telemetry = field(default_factory=lambda: Telemetry("gateway"))
 
 
 def problem_body(status: int, kind: str, title: str, detail: str, instance: str, **extra: Any) -> bytes:
@@ -280,6 +282,9 @@ class Proxy:
                 content = await answer.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             status, kind, title, detail = upstream_failure(exc)
+            log.warning("upstream %s failed for %s %s: %d %s (%s: %s)", upstream, scope["method"], scope["path"],
+                        status, kind, type(exc).__name__, exc or "no detail",
+                        extra={"upstream": upstream, "status": status, "cause": type(exc).__name__})
             raise Refused(status, kind, title, detail, {"Retry-After": "1"} if status == 503 else None) from exc
         kept.append((b"content-length", str(len(content)).encode()))
         await send({"type": "http.response.start", "status": answer.status, "headers": kept})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +18,15 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.acks import AckWindow
 from shared.events import Envelope, Fact, stream_name
 from shared.lifecycle import bounded, cancel_and_wait
 from shared.observability import Metrics, reset_request_id, set_request_id
 from shared.outbox import Outbox
+from shared.telemetry import Telemetry, inject_current, nats_span
 
 log = logging.getLogger(__name__)
+_access = logging.getLogger("jiaozhi.access")
 
 Handler = Callable[[AsyncSession, Fact, Envelope], Awaitable[None]]
 
@@ -131,8 +135,9 @@ class OutboxRelay:
 
     def __init__(self, bus: Bus, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *,
                  metrics: Metrics, poll_s: float = 0.5, batch: int = 2000, in_flight: int = 256,
-                 ack_timeout_s: float = 5.0) -> None:
+                 ack_timeout_s: float = 5.0, telemetry: Telemetry | None = None) -> None:
         self.bus = bus
+        self.telemetry = telemetry or Telemetry("relay")
         self.sessions = sessions
         self.outbox = outbox
         self.metrics = metrics
@@ -204,15 +209,14 @@ class OutboxRelay:
         """
         js = self.bus.js
         assert js is not None
-        acks = _AckWindow(self.in_flight, self.ack_timeout_s)
+        acks = AckWindow(self.in_flight, self.ack_timeout_s)
         futures: list[asyncio.Future[Any]] = []
         try:
             for row in rows:
                 if not await acks.slot():
                     break
-                headers = json.loads(row.headers or "{}") | {"Nats-Msg-Id": row.event_id}
                 try:
-                    future = await js.publish_async(row.subject, row.body.encode(), headers=headers)
+                    future = await self._send(js, row)
                 except Exception as exc:  # noqa: BLE001 - not sent: this row and the rest wait for the next pass
                     log.warning("outbox relay: publishing %s: %s", row.event_id, exc)
                     break
@@ -233,41 +237,13 @@ class OutboxRelay:
             acked.append(row)
         return acked
 
-
-class _AckWindow:
-    """Counts publishes awaiting their ack; waits are bounded by time without any ack arriving."""
-
-    def __init__(self, size: int, patience_s: float) -> None:
-        self.size = size
-        self.patience_s = patience_s
-        self.open = 0
-        self.progress = asyncio.Event()
-
-    def track(self, future: asyncio.Future[Any]) -> None:
-        """Count a sent publish until its ack (or error) arrives."""
-        self.open += 1
-        future.add_done_callback(self._settled)
-
-    def _settled(self, _: asyncio.Future[Any]) -> None:
-        self.open -= 1
-        self.progress.set()
-
-    async def _wait_below(self, limit: int) -> bool:
-        while self.open > limit:
-            self.progress.clear()
-            try:
-                await asyncio.wait_for(self.progress.wait(), self.patience_s)
-            except TimeoutError:
-                return False
-        return True
-
-    async def slot(self) -> bool:
-        """Wait for room for one more publish; False if no ack arrived for `patience_s` while full."""
-        return await self._wait_below(self.size - 1)
-
-    async def drain(self) -> bool:
-        """Wait for every ack; False if none arrived for `patience_s` while some were missing."""
-        return await self._wait_below(0)
+    async def _send(self, js: JetStreamContext, row: Any) -> asyncio.Future[Any]:
+        """Publish one row; when tracing, in a producer span (child of the staging context) that travels along."""
+        headers = json.loads(row.headers or "{}") | {"Nats-Msg-Id": row.event_id}
+        with nats_span(self.telemetry, "publish", row.subject, row.event_id, headers):
+            if self.telemetry.on:
+                inject_current(headers)
+            return await js.publish_async(row.subject, row.body.encode(), headers=headers)
 
 
 @dataclass
@@ -287,8 +263,10 @@ class Consumer:
     """Runs a subscription: each event handled in one transaction with its inbox row, acked after commit."""
 
     def __init__(self, bus: Bus, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, sub: Subscription, *,
-                 relay: OutboxRelay | None, metrics: Metrics, batch: int = 100) -> None:
+                 relay: OutboxRelay | None, metrics: Metrics, batch: int = 100,
+                 telemetry: Telemetry | None = None) -> None:
         self.bus = bus
+        self.telemetry = telemetry or Telemetry(sub.consumer)
         self.sessions = sessions
         self.outbox = outbox
         self.sub = sub
@@ -342,8 +320,8 @@ class Consumer:
             async with self.sessions() as session:
                 async with session.begin():
                     outcomes = []
-                    for envelope in envelopes:
-                        outcomes.append(await self._apply(session, envelope))
+                    for envelope, msg in zip(envelopes, msgs, strict=True):
+                        outcomes.append(await self._apply(session, envelope, msg.headers))
                 staged = session.info.get("staged_events", 0)
         except asyncio.CancelledError:
             raise
@@ -358,16 +336,30 @@ class Consumer:
         for envelope, outcome in zip(envelopes, outcomes, strict=True):
             self.metrics.events_consumed.labels(envelope.type, outcome).inc()
 
-    async def _apply(self, session: AsyncSession, envelope: Envelope) -> str:
-        """Claim the event in the inbox and run its handler in the session's transaction."""
+    async def _apply(self, session: AsyncSession, envelope: Envelope, headers: dict[str, str] | None) -> str:
+        """Claim the event in the inbox and run its handler in the session's transaction.
+
+        Each event keeps its own request id and, when tracing, its own consumer span (child of the relay's
+        publish span carried in its headers), in a batch too; so events it stages carry its trace on.
+        """
         entry = self.by_subject.get(envelope.type)
         if entry is None:
             return "ignored"
         fact_type, handler = entry
-        if not await self.outbox.claim_for(session, consumer=self.sub.consumer, event_id=envelope.id):
-            return "duplicate"
-        await handler(session, envelope.payload(fact_type), envelope)
-        return "handled"
+        token = set_request_id((headers or {}).get("X-Request-ID") or envelope.id)
+        started = time.perf_counter()
+        try:
+            with nats_span(self.telemetry, "process", envelope.type, envelope.id, headers,
+                           **{"messaging.consumer.group.name": self.sub.durable}):
+                fresh = await self.outbox.claim_for(session, consumer=self.sub.consumer, event_id=envelope.id)
+                if fresh:
+                    await handler(session, envelope.payload(fact_type), envelope)
+                if _access.isEnabledFor(logging.INFO):  # the access log's line per event, in its span
+                    _access.info("%s %s %s", envelope.type, envelope.id, "handled" if fresh else "duplicate")
+                return "handled" if fresh else "duplicate"
+        finally:
+            self.metrics.handle_latency.labels(envelope.type).observe(time.perf_counter() - started)
+            reset_request_id(token)
 
     async def handle(self, msg: Msg) -> None:
         """Handle one message: parse, claim in the inbox, apply, commit, then ack."""
@@ -382,7 +374,7 @@ class Consumer:
         try:
             async with self.sessions() as session:
                 async with session.begin():
-                    outcome = await self._apply(session, envelope)
+                    outcome = await self._apply(session, envelope, msg.headers)
                 staged = session.info.get("staged_events", 0)
             if staged and self.relay is not None:
                 self.relay.notify()

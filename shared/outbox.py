@@ -1,6 +1,7 @@
 """The transactional outbox and the inbox of processed events, as tables in each service's database."""
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import os
@@ -15,6 +16,7 @@ from shared.bulk import insert_many
 from shared.db import UTCDateTime, insert_ignoring_duplicates, utcnow
 from shared.events import Envelope, Fact
 from shared.observability import current_request_id
+from shared.telemetry import inject_current
 
 MARK_CHUNK = 10_000  # seqs per UPDATE … IN (…): PostgreSQL takes at most 32,767 parameters
 
@@ -56,9 +58,7 @@ class Outbox:
         envelope = Envelope(
             source=self.source, type=fact.subject, subject=subject, time=utcnow(), data=fact.model_dump(mode="json")
         )
-        headers: dict[str, str] = {}
-        if rid := current_request_id():
-            headers["X-Request-ID"] = rid
+        headers = _headers()
         await session.execute(
             self.table.insert().values(
                 event_id=envelope.id,
@@ -86,9 +86,7 @@ class Outbox:
         adapter = _list_adapter(fact_type)
         data = adapter.dump_python(adapter.validate_python(payloads), mode="json")
         time = utcnow()
-        headers: dict[str, str] = {}
-        if rid := current_request_id():
-            headers["X-Request-ID"] = rid
+        headers = _headers()
         stamp = Envelope(source=self.source, type=fact_type.subject, time=time, data={}).model_dump(mode="json")
         encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
         # the envelope's fields in Envelope's order, around each payload (as model_dump_json writes them)
@@ -132,6 +130,20 @@ class Outbox:
         """How many rows wait to be published."""
         stmt = select(func.count()).select_from(self.table).where(self.table.c.sent_at.is_(None))
         return int((await session.execute(stmt)).scalar_one())
+
+    async def backlog(self, session: AsyncSession) -> tuple[int, dt.datetime | None]:
+        """(rows waiting to be published, when the oldest of them was staged)."""
+        stmt = select(func.count(), func.min(self.table.c.created_at)).where(self.table.c.sent_at.is_(None))
+        count, oldest = (await session.execute(stmt)).one()
+        return int(count), oldest
+
+
+def _headers() -> dict[str, str]:
+    """Headers stored with a staged row: the request id, and the trace context (when tracing) to carry on."""
+    headers: dict[str, str] = {}
+    if rid := current_request_id():
+        headers["X-Request-ID"] = rid
+    return inject_current(headers)
 
 
 def uuid4_strings(n: int) -> list[str]:

@@ -25,7 +25,9 @@ from shared.migrations import upgrade
 from shared.observability import Metrics, RequestContextMiddleware, configure_logging
 from shared.outbox import Outbox
 from shared.retention import prune_loop
+from shared.samplers import consumer_sampler, outbox_sampler
 from shared.settings import ServiceSettings
+from shared.telemetry import Telemetry, setup
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class Runtime:
     relay: OutboxRelay
     metrics: Metrics
     state: dict[str, Any] = field(default_factory=dict)
+    telemetry: Telemetry = field(default_factory=lambda: Telemetry("service"))
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -60,6 +63,7 @@ class ServiceSpec:
     `loops` are the service's own background loops (name → coroutine factory), started after `on_start`;
     they run beside the runtime's own (stream set-up, outbox relay, one per consumer). Every one is
     tracked, cancelled on shutdown and awaited with a deadline; `on_stop` runs after they ended.
+    `gauges` makes the service's own sampler, run when /metrics is scraped (as the outbox's and consumers' are).
     """
 
     name: str
@@ -71,17 +75,20 @@ class ServiceSpec:
     on_start: Callable[[Runtime], Awaitable[None]] | None = None
     loops: Callable[[Runtime], dict[str, Coroutine[Any, Any, None]]] = lambda rt: {}
     on_stop: Callable[[Runtime], Awaitable[None]] | None = None
+    gauges: Callable[[Runtime], Callable[[], Awaitable[None]]] | None = None
     description: str = ""
 
 
 def build_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     """A FastAPI app for the service; nothing is built until the lifespan starts."""
     metrics = Metrics(spec.name)
+    telemetry = setup(spec.name, settings.tracing)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(spec.name, settings.log_level)
+        configure_logging(spec.name, settings.log_level, access_log=settings.access_log)
         engine = make_engine(settings.database(), schema=spec.name)
+        telemetry.instrument_engine(engine)
         bus = Bus(settings.nats_url, name=f"jiaozhi-{spec.name}", options=settings.nats_options())
         loops = Loops(spec.name)
         app.state.loops = loops
@@ -90,16 +97,21 @@ def build_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
             await upgrade(engine, spec.migrations, schema=spec.name)
             sessions = make_sessions(engine)
             await bus.connect(wait=5)
-            relay = OutboxRelay(bus, sessions, spec.outbox, metrics=metrics, poll_s=settings.outbox_poll_s)
-            rt = Runtime(settings, engine, sessions, bus, spec.outbox, relay, metrics)
+            relay = OutboxRelay(bus, sessions, spec.outbox, metrics=metrics, poll_s=settings.outbox_poll_s,
+                                telemetry=telemetry)
+            rt = Runtime(settings, engine, sessions, bus, spec.outbox, relay, metrics, telemetry=telemetry)
             app.state.rt = rt
             loops.start("stream", bus.ensure_stream(spec.name))
             loops.start("outbox-relay", relay.run())
             loops.start("retention", prune_loop(rt))  # retention (issue 18)
-            for sub in spec.subscriptions(rt):
+            subs = spec.subscriptions(rt)
+            for sub in subs:
                 consumer = Consumer(bus, sessions, spec.outbox, sub, relay=relay, metrics=metrics,
-                                    batch=settings.consumer_batch)
+                                    batch=settings.consumer_batch, telemetry=telemetry)
                 loops.start(f"consumer:{sub.durable}", consumer.run())
+            metrics.samplers[:] = [outbox_sampler(metrics, sessions, spec.outbox), consumer_sampler(metrics, bus, subs)]
+            if spec.gauges is not None:
+                metrics.samplers.append(spec.gauges(rt))
             if spec.on_start is not None:
                 await spec.on_start(rt)
             for name, coro in spec.loops(rt).items():
@@ -108,9 +120,11 @@ def build_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
             yield
         finally:
             await shut_down(spec, app, engine, bus, loops, settings.shutdown_s)
+            telemetry.shutdown()
 
     app = FastAPI(title=f"jiaozhi {spec.name}", description=spec.description, lifespan=lifespan,
-                  docs_url="/internal/docs", openapi_url="/internal/openapi.json")
+                  docs_url="/internal/docs", openapi_url="/internal/openapi.json",
+                  telemetry=telemetry.fastapi_config())  # type: ignore[arg-type]
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.add_middleware(RefuseNulInUrl)
@@ -163,6 +177,7 @@ def health_router(metrics: Metrics) -> APIRouter:
 
     @router.get("/metrics")
     async def metrics_endpoint() -> Response:
+        await metrics.refresh()
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int | None = None
     log_level: str = "INFO"
+    access_log: bool = Field(False, description="one JSON line per HTTP request (method, path, status, time)")
+    tracing: bool = Field(False, description="make and carry OpenTelemetry spans (trace ids in the logs) even "
+                                             "with no exporter; an OTEL_* exporter variable turns it on too")
     jwt_secret: SecretStr = SecretStr(DEMO_SECRET)
     jwt_issuer: str = "jiaozhi-gateway"
     jwt_audience: str = "jiaozhi"

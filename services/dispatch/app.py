@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from services.dispatch import routing, scheduler
 from services.dispatch.api import router
 from services.dispatch.config import DispatchSettings
+from services.dispatch.gauges import task_order_gauges
 from services.dispatch.handlers import subscriptions
 from services.dispatch.models import OUTBOX, metadata
 from services.dispatch.routing import RoutingTable
@@ -37,6 +38,6 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
 
     return build_service_app(settings, ServiceSpec(
         name="dispatch", metadata=metadata, outbox=OUTBOX, migrations=Path(__file__).parent / "migrations",
-        routers=[router], subscriptions=subscriptions, on_start=on_start, loops=loops,
+        routers=[router], subscriptions=subscriptions, on_start=on_start, loops=loops, gauges=task_order_gauges,
         description="Units and areas, incident dispatch with arrival times, task-order routing and lifecycle.",
     ))
