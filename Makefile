@@ -24,8 +24,11 @@ checkov: $(CHECKOV_STAMP)  ## checkov in .venv/checkov (tests/deploy/test_k8s.py
 up: $(STAMP)  ## start the whole system with the demo district (gateway on http://127.0.0.1:8000)
 	$(VENV)/bin/jiaozhi up
 
+# tests wait on brokers, databases and processes more than they compute: more workers than cores pays
+TEST_WORKERS ?= 3
+
 test: $(STAMP) $(CHECKOV_STAMP)  ## the whole test suite (PostgreSQL tests run when it is reachable, and always in CI)
-	OMP_NUM_THREADS=1 $(PY) -m pytest
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(STAMP)  ## benchmarks; results in bench/results/latest.json
 	OMP_NUM_THREADS=1 $(PY) -m bench.run

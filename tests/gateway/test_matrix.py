@@ -11,7 +11,8 @@ from gateway.routes import service_of
 from tests.gateway.conftest import USERS, Live
 from tests.gateway.matrix import FIXED_PARAMS, MATRIX, ROLES, SERVICE_GAPS, Line
 
-pytestmark = pytest.mark.system  # runs against the whole system started as processes
+# runs against the whole system started as processes; one per xdist worker, so its users stay together
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("live")]
 
 GATEWAY_ONLY = {"/api/v1/auth/token", "/api/v1/me", "/api/v1/audit"}
 STREAMS = {"/api/v1/tasks/stream"}

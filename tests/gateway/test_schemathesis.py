@@ -16,7 +16,8 @@ from schemathesis.checks import content_type_conformance, not_a_server_error, re
 
 from tests.gateway.conftest import Live
 
-pytestmark = pytest.mark.system  # runs against the whole system started as processes
+# runs against the whole system started as processes; one per xdist worker, so its users stay together
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("live")]
 
 MAX_EXAMPLES = 4
 CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]

@@ -10,7 +10,8 @@ import pytest
 
 from tests.gateway.conftest import INSIDE, OUTSIDE, Live, _first_task, _incident
 
-pytestmark = pytest.mark.system  # runs against the whole system started as processes
+# runs against the whole system started as processes; one per xdist worker, so its users stay together
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("live")]
 
 
 def _all(client: httpx.Client, path: str, headers: dict, **params: str) -> list[dict]:
