@@ -87,15 +87,16 @@ async def _routing(tmp: Path, database_url: str, nats_url: str, n: int, n_incide
         for i in range(n * 10):
             table.task_target(category=CATEGORIES[i % 5], mode=MODES[i % 3], model_id="P01")
         lookup_s = time.perf_counter() - started
-        intake = await _intake(client, auth(settings, "platform"), n_incidents)
+        intake = await _intake(client, auth(settings, "platform"), auth(settings, "command"), n_incidents)
     return {"routing": {"orders": n, "routed_per_s": round(n / routed_s),
                         "baseline_table_lookups_per_s": round(n * 10 / lookup_s),
                         "ms_per_order": round(routed_s / n * 1000, 3)}, "intake": intake}
 
 
-async def _intake(client: httpx.AsyncClient, platform: dict[str, str], n: int) -> dict[str, Any]:
+async def _intake(client: httpx.AsyncClient, platform: dict[str, str], command: dict[str, str], n: int,
+                  ) -> dict[str, Any]:
     """Incidents through the API in-process: batches of 500, then single requests."""
-    stations = (await client.get("/api/v1/stations", headers=platform)).json()
+    stations = (await client.get("/api/v1/stations", params={"limit": 500}, headers=command)).json()["items"]
     points = [s["centroid"] for s in stations if s.get("centroid")] + [{"lat": 31.5, "lon": 121.9}]  # one outside
     run = uuid.uuid4().hex[:8]
 

@@ -157,7 +157,7 @@ def _load_history(http: httpx.Client, district: District, console: Console) -> d
 def _wait_for_modes(http: httpx.Client, district: District, deadline: float) -> None:
     stations = {u["id"] for u in district.units if u["kind"] == "station"}
     while time.monotonic() < deadline:
-        r = http.get("/api/v1/stations")
-        if r.status_code == 200 and stations <= {s["id"] for s in r.json() if s.get("mode")}:
+        r = http.get("/api/v1/stations", params={"limit": 500})  # the demo has 26
+        if r.status_code == 200 and stations <= {s["id"] for s in r.json()["items"] if s.get("mode")}:
             return
         time.sleep(0.2)

@@ -47,9 +47,16 @@ class GatewayState:
             return await r.json()
 
     async def unit_list(self) -> list[dict]:
-        """Every unit, from dispatch (for the unit tree)."""
-        units = await self.service_json("dispatch", "/api/v1/units")
-        return units if isinstance(units, list) else units.get("items", [])  # a page, should it become one
+        """Every unit, from dispatch (for the unit tree), page by page."""
+        units: list[dict] = []
+        cursor: str | None = ""
+        while cursor is not None:
+            after = f"&cursor={cursor}" if cursor else ""
+            page = await self.service_json("dispatch", f"/api/v1/units?limit=500{after}")
+            assert isinstance(page, dict)
+            units.extend(page["items"])
+            cursor = page.get("next_cursor")
+        return units
 
     async def service_document(self, service: str) -> dict:
         """A service's own OpenAPI document."""

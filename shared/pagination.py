@@ -17,7 +17,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, or_
+from sqlalchemy import Boolean, Date, DateTime, Float, Integer, Numeric, TypeDecorator, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import MAX_PAGE, InvalidCursor
@@ -149,8 +149,12 @@ def page_list(items: list[T], request: PageRequest, key: Callable[[T], Any]) -> 
 
 
 def _python_type(column: Any) -> type:
-    try:
-        kind = column.type.python_type
-    except NotImplementedError:
-        return str
-    return dt.datetime if kind is dt.datetime else kind
+    """What a key column holds, for reading a cursor back (custom types by what they decorate)."""
+    kind = getattr(column, "expression", column).type
+    while isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance if hasattr(kind, "impl_instance") else kind.impl
+    for sql_type, python in ((DateTime, dt.datetime), (Date, dt.date), (Boolean, bool), (Integer, int),
+                             (Float, float), (Numeric, float)):
+        if isinstance(kind, sql_type):
+            return python
+    return str

@@ -7,20 +7,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from services.dispatch import directory, rates, routing, service, tasks
-from services.dispatch.models import (
+from services.dispatch.schemas import (
     ArrivalIn,
     ArrivalRatesOut,
-    BatchItemResult,
-    BatchOut,
     BulkIn,
     BulkOut,
+    IncidentBatchOut,
     IncidentIn,
+    IncidentItemResult,
     IncidentOut,
-    ItemError,
     StationOut,
     TaskOut,
     TransitionIn,
@@ -29,9 +27,12 @@ from services.dispatch.models import (
 )
 from services.dispatch.stream import frames
 from shared.auth import Identity
+from shared.batch import batch_body_schema, read_batch, validated
 from shared.errors import Conflict, Forbidden, Invalid
-from shared.pagination import Page
+from shared.events import UnitKind
+from shared.pagination import Page, PageDep
 from shared.runtime import CallerDep, Runtime, RuntimeDep
+from shared.scope import Scope
 
 router = APIRouter(prefix="/api/v1")
 BATCH_MAX = 1000
@@ -70,25 +71,35 @@ async def import_units(request: Request, rt: RuntimeDep, who: CallerDep) -> list
     return [UnitOut.model_validate(u) for u in saved]
 
 
-@router.get("/units", response_model=list[UnitOut], tags=["units"])
-async def list_units(rt: RuntimeDep, who: CallerDep, kind: str | None = None) -> list[UnitOut]:
-    """All units, optionally of one kind."""
+def _officer(who: Identity) -> None:
+    """Units and stations are for officers and the command centre (a platform client only reports)."""
+    Scope.of(who, what="units")
+
+
+@router.get("/units", response_model=Page[UnitOut], tags=["units"])
+async def list_units(rt: RuntimeDep, who: CallerDep, page: PageDep, kind: UnitKind | None = None) -> Page:
+    """Units in id order, optionally of one kind."""
+    _officer(who)
     async with rt.sessions() as session:
-        return [UnitOut.model_validate(u) for u in await service.list_units(session, kind=kind)]
+        rows, next_cursor = await service.list_units(session, request=page, kind=kind)
+    return Page(items=[UnitOut.model_validate(u) for u in rows], next_cursor=next_cursor)
 
 
 @router.get("/units/{unit_id}", response_model=UnitOut, tags=["units"])
 async def get_unit(unit_id: str, rt: RuntimeDep, who: CallerDep) -> UnitOut:
     """One unit."""
+    _officer(who)
     async with rt.sessions() as session:
         return UnitOut.model_validate(await service.get_unit(session, unit_id=unit_id))
 
 
-@router.get("/stations", response_model=list[StationOut], tags=["units"])
-async def list_stations(rt: RuntimeDep, who: CallerDep) -> list[StationOut]:
-    """Stations with area type, population, centroid and current mode."""
+@router.get("/stations", response_model=Page[StationOut], tags=["units"])
+async def list_stations(rt: RuntimeDep, who: CallerDep, page: PageDep) -> Page:
+    """Stations with area type, population, centroid and current mode, in id order."""
+    _officer(who)
     async with rt.sessions() as session:
-        return [service.station_out(u) for u in await service.list_units(session, kind="station")]
+        rows, next_cursor = await service.list_units(session, request=page, kind="station")
+    return Page(items=[service.station_out(u) for u in rows], next_cursor=next_cursor)
 
 
 # --- incidents -----------------------------------------------------------------------------------
@@ -132,60 +143,25 @@ def _json_body(raw: bytes) -> Any:
         raise Invalid(f"the body is not valid JSON: {exc}") from exc
 
 
-def _batch_items(raw: bytes, content_type: str) -> list[Any]:
-    """The raw items of a batch: a JSON array, or NDJSON (one object per line); a bad line is its own item."""
-    if content_type.split(";")[0].strip().lower() in ("application/x-ndjson", "application/ndjson"):
-        items: list[Any] = []
-        for line in raw.splitlines():
-            if not line.strip():
-                continue
-            try:
-                items.append(json.loads(line))
-            except (ValueError, UnicodeDecodeError) as exc:
-                items.append(ItemError(loc=[], msg=f"not a JSON line: {exc}"))
-        return items
-    body = _json_body(raw)
-    if not isinstance(body, list):
-        raise Invalid("a batch is a JSON array of incidents (or NDJSON with content-type application/x-ndjson)")
-    return body
-
-
-@router.post("/incidents:batch", response_model=BatchOut, tags=["incidents"], openapi_extra={
-    "requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"type": "array", "maxItems": BATCH_MAX,
-                                        "items": {"$ref": "#/components/schemas/IncidentIn"}}},
-        "application/x-ndjson": {"schema": {"type": "string", "description": "one incident object per line"}}}}})
-async def report_incident_batch(request: Request, rt: RuntimeDep, who: CallerDep) -> BatchOut:
+@router.post("/incidents:batch", response_model=IncidentBatchOut, tags=["incidents"], openapi_extra={
+    "requestBody": batch_body_schema("#/components/schemas/IncidentIn")})
+async def report_incident_batch(request: Request, rt: RuntimeDep, who: CallerDep) -> IncidentBatchOut:
     """Receive up to 1000 incidents (back-fills); per-item results in request order, idempotent on external_id.
 
     Each item is checked on its own: a bad item is rejected (422 with its errors) and the rest go in.
     """
     _may_report(who)
-    raw_items = _batch_items(await request.body(), request.headers.get("content-type", "application/json"))
-    if len(raw_items) > BATCH_MAX:
-        raise Invalid(f"a batch holds at most {BATCH_MAX} incidents; this one has {len(raw_items)}")
-    results: list[BatchItemResult | None] = [None] * len(raw_items)
-    valid: list[tuple[int, IncidentIn]] = []
-    for index, item in enumerate(raw_items):
-        if isinstance(item, ItemError):
-            results[index] = BatchItemResult(index=index, status=422, errors=[item])
-            continue
-        try:
-            valid.append((index, IncidentIn.model_validate(item)))
-        except ValidationError as exc:
-            results[index] = BatchItemResult(index=index, status=422, errors=[
-                ItemError(loc=[str(p) if not isinstance(p, int) else p for p in e["loc"]], msg=e["msg"])
-                for e in exc.errors()])
+    raw_items = await read_batch(request)
+    valid, rejected = validated(raw_items, IncidentIn, IncidentItemResult)
+    results: list[IncidentItemResult | None] = [rejected.get(i) for i in range(len(raw_items))]  # type: ignore[misc]
     chunk = rt.settings.batch_chunk
     for start in range(0, len(valid), chunk):
         part = valid[start:start + chunk]
         stored = await _store(rt, who, [data for _, data in part])
         for (index, _), (incident, created) in zip(part, stored, strict=True):
-            results[index] = BatchItemResult(index=index, status=201 if created else 200, id=incident.id,
-                                             station_id=incident.station_id)
-    done = [r for r in results if r is not None]
-    return BatchOut(results=done, created=sum(r.status == 201 for r in done),
-                    existing=sum(r.status == 200 for r in done), rejected=sum(r.status == 422 for r in done))
+            results[index] = IncidentItemResult(index=index, status=201 if created else 200, id=incident.id,
+                                                station_id=incident.station_id)
+    return IncidentBatchOut.of([r for r in results if r is not None])
 
 
 @router.get("/incidents", response_model=Page[IncidentOut], tags=["incidents"])
@@ -193,13 +169,11 @@ async def list_incidents(rt: RuntimeDep, who: CallerDep, station_id: str | None 
                          since: dt.datetime | None = None, until: dt.datetime | None = None,
                          outside_area: Annotated[bool | None, Query(
                              description="true: only incidents outside every station area (for the command centre)")
-                         ] = None,
-                         limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None) -> Page:
+                         ] = None, *, page: PageDep) -> Page:
     """Incidents in the caller's jurisdiction, newest first."""
     async with rt.sessions() as session:
-        rows, next_cursor = await service.list_incidents(session, viewer=who, station_id=station_id, since=since,
-                                                         until=until, limit=limit, cursor=cursor,
-                                                         outside_area=outside_area)
+        rows, next_cursor = await service.list_incidents(session, viewer=who, request=page, station_id=station_id,
+                                                         since=since, until=until, outside_area=outside_area)
     return Page(items=[service.incident_out(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -237,8 +211,7 @@ def _routing_out(row: Any) -> dict[str, Any]:
 @router.get("/routing-table", tags=["tasks"])
 async def get_routing_table(rt: RuntimeDep, who: CallerDep, version: int | None = None) -> dict[str, Any]:
     """The routing table in force (or an older version): category × mode → receiving unit."""
-    if who.role == "platform":
-        raise Forbidden("platforms do not read the routing table")
+    Scope.of(who, what="the routing table")
     async with rt.sessions() as session:
         row = await (routing.get_version(session, version=version) if version else routing.newest(session))
     return _routing_out(row)
@@ -267,12 +240,12 @@ async def put_routing_table(request: Request, rt: RuntimeDep, who: CallerDep) ->
 @router.get("/tasks", response_model=Page[TaskOut], tags=["tasks"])
 async def list_tasks(rt: RuntimeDep, who: CallerDep, status: str | None = None, category: str | None = None,
                      unit_id: str | None = None, incident_id: str | None = None, overdue: bool | None = None,
-                     limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None) -> Page:
+                     *, page: PageDep) -> Page:
     """Task orders in the caller's jurisdiction, newest first."""
     async with rt.sessions() as session:
         rows, next_cursor = await tasks.list_tasks(
             session, viewer=who, status=status, category=category, unit_id=unit_id, incident_id=incident_id,
-            overdue=overdue, limit=limit, cursor=cursor)
+            overdue=overdue, request=page)
     return Page(items=[tasks.task_out(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -294,16 +267,15 @@ async def stream_tasks(rt: RuntimeDep, who: CallerDep) -> StreamingResponse:
 
 
 async def _visible_to(rt: Runtime, who: Identity) -> Any:
-    """A predicate on task event payloads: whether the caller's jurisdiction holds the order."""
-    if who.sees_whole_district:
-        return lambda data: True
-    if who.role == "station":
-        return lambda data: who.unit_id in (data.get("unit_id"), data.get("supervisor_id"))
-    if who.role == "squadron":
+    """A predicate on task event payloads: whether the caller's jurisdiction holds the order (its unit, or the
+    unit it was escalated to)."""
+    scope = Scope.of(who, what="task orders")
+    zone: set[str] = set()
+    if scope.kind == "zone":
         async with rt.sessions() as session:
-            units = {who.unit_id, *await service.zone_station_ids(session, who.unit_id or "")}
-        return lambda data: data.get("unit_id") in units or data.get("supervisor_id") == who.unit_id
-    raise Forbidden("this role may not follow task orders")
+            zone = set(await service.zone_station_ids(session, scope.unit_id or ""))
+    return lambda data: scope.covers(data.get("unit_id"), unit_ids=(data.get("unit_id"), data.get("supervisor_id")),
+                                     squadron_id=scope.unit_id if data.get("unit_id") in zone else None)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, tags=["tasks"])

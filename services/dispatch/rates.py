@@ -7,10 +7,12 @@ from typing import Literal
 from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch.models import ArrivalRateGroup, ArrivalRatesOut, Incident
+from services.dispatch.models import Incident
+from services.dispatch.schemas import ArrivalRateGroup, ArrivalRatesOut
 from services.dispatch.service import ARRIVAL_THRESHOLD_S, incident_scope
 from shared.auth import Identity
-from shared.errors import Forbidden, Invalid
+from shared.errors import InvalidParameter
+from shared.scope import Scope
 
 GroupBy = Literal["unit", "station", "mode", "district"]
 
@@ -22,13 +24,12 @@ async def arrival_rates(session: AsyncSession, *, viewer: Identity, group_by: Gr
     Incidents outside every area are never dispatched and so do not count. `district` is one group over
     everything the viewer sees (the whole district for command staff).
     """
-    if viewer.role == "platform":
-        raise Forbidden("platforms do not read arrival rates")
+    Scope.of(viewer, what="arrival rates")
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
-            raise Invalid(f"{name} needs an offset, e.g. 2024-05-01T00:00:00+08:00")
+            raise InvalidParameter(name, f"{name} needs an offset, e.g. 2024-05-01T00:00:00+08:00")
     if since and until and until <= since:
-        raise Invalid("until must be after since")
+        raise InvalidParameter("until", "until must be after since")
     key = {
         "unit": Incident.handling_unit_id,
         "station": Incident.station_id,

@@ -7,24 +7,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch import directory as unit_directory
 from services.dispatch.areas import parse_area
 from services.dispatch.directory import Directory
-from services.dispatch.models import (
-    Incident,
-    IncidentIn,
-    IncidentOut,
-    StationOut,
-    Unit,
-    UnitIn,
-)
+from services.dispatch.models import Incident, Unit
 from services.dispatch.routing import RoutingTable
+from services.dispatch.schemas import IncidentIn, IncidentOut, StationOut, UnitIn
 from shared.auth import Identity
 from shared.db import utcnow
-from shared.errors import Conflict, Forbidden, Invalid, NotFound
+from shared.errors import Conflict, Forbidden, Invalid, InvalidParameter, NotFound
 from shared.events import (
     Fact,
     IncidentArrived,
@@ -37,8 +31,9 @@ from shared.events import (
     VehicleFacts,
 )
 from shared.outbox import Outbox
-from shared.pagination import MAX_LIMIT, decode_cursor, encode_cursor
+from shared.pagination import Keyset, PageRequest
 from shared.privacy import hash_identity, mask_identity
+from shared.scope import Scope
 
 INCIDENTS = Incident.__table__
 ARRIVAL_THRESHOLD_S = 300  # the 5-minute arrival rate counts arrivals at most this long after dispatch
@@ -91,12 +86,17 @@ def units_from_geojson(collection: Any) -> list[UnitIn]:
     return units
 
 
-async def list_units(session: AsyncSession, *, kind: str | None = None) -> list[Unit]:
-    """Units ordered by id, optionally of one kind."""
-    stmt = select(Unit).order_by(Unit.id)
+UNIT_ORDER = Keyset(Unit.id)
+INCIDENT_ORDER = Keyset(Incident.occurred_at, Incident.id, descending=True)
+
+
+async def list_units(session: AsyncSession, *, request: PageRequest, kind: str | None = None,
+                     ) -> tuple[list[Unit], str | None]:
+    """One page of units in id order, optionally of one kind."""
+    stmt = select(Unit)
     if kind:
         stmt = stmt.where(Unit.kind == kind)
-    return list((await session.execute(stmt)).scalars())
+    return await UNIT_ORDER.page(session, stmt, request)
 
 
 async def get_unit(session: AsyncSession, *, unit_id: str) -> Unit:
@@ -246,12 +246,14 @@ async def _announce_arrival(session: AsyncSession, outbox: Outbox, incident: Inc
 
 async def may_act_for(session: AsyncSession, viewer: Identity, unit_id: str) -> bool:
     """Whether the viewer is the unit itself or above it (its squadron, the command centre)."""
-    if viewer.sees_whole_district or viewer.unit_id == unit_id:
+    try:
+        scope = Scope.of(viewer)
+    except Forbidden:
+        return False
+    if scope.covers(None, unit_ids=(unit_id,)):
         return True
-    if viewer.role == "squadron" and viewer.unit_id:
-        unit = await session.get(Unit, unit_id)
-        return unit is not None and unit.parent_id == viewer.unit_id
-    return False
+    unit = await session.get(Unit, unit_id) if scope.kind == "zone" else None
+    return unit is not None and scope.covers(unit.id, squadron_id=unit.parent_id)
 
 
 async def report_arrival(session: AsyncSession, *, outbox: Outbox, viewer: Identity, incident_id: str,
@@ -308,27 +310,22 @@ async def zone_station_ids(session: AsyncSession, squadron_id: str) -> list[str]
 
 
 async def incident_scope(session: AsyncSession, viewer: Identity) -> Any:
-    """A WHERE clause limiting incidents to the viewer's jurisdiction (None: everything)."""
-    if viewer.sees_whole_district:
-        return None
-    if viewer.role == "station":
-        return Incident.station_id == viewer.unit_id
-    if viewer.role == "squadron":
-        stations = await zone_station_ids(session, viewer.unit_id or "")
-        return or_(Incident.station_id.in_(stations), Incident.handling_unit_id == viewer.unit_id)
-    if viewer.role == "platform":
-        return Incident.reported_by == viewer.username
-    raise Forbidden("this role may not read incidents")
+    """A WHERE clause limiting incidents to the viewer's jurisdiction (None: everything); a platform sees the
+    incidents it reported."""
+    scope = Scope.of(viewer, platforms=True, what="incidents")
+    zone = await zone_station_ids(session, scope.unit_id or "") if scope.kind == "zone" else ()
+    units = (Incident.handling_unit_id,) if scope.kind == "zone" else ()
+    return scope.clause(Incident.station_id, zone=zone, units=units, owner=Incident.reported_by)
 
 
-async def list_incidents(session: AsyncSession, *, viewer: Identity, station_id: str | None = None,
-                         since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 50,
-                         cursor: str | None = None,
+async def list_incidents(session: AsyncSession, *, viewer: Identity, request: PageRequest,
+                         station_id: str | None = None, since: dt.datetime | None = None,
+                         until: dt.datetime | None = None,
                          outside_area: bool | None = None) -> tuple[list[Incident], str | None]:
     """Incidents in the viewer's jurisdiction, newest first, one page."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
-            raise Invalid(f"{name} needs an offset, e.g. 2024-05-01T00:00:00+08:00")
+            raise InvalidParameter(name, f"{name} needs an offset, e.g. 2024-05-01T00:00:00+08:00")
     stmt = select(Incident)
     scope = await incident_scope(session, viewer)
     if scope is not None:
@@ -341,7 +338,7 @@ async def list_incidents(session: AsyncSession, *, viewer: Identity, station_id:
         stmt = stmt.where(Incident.occurred_at >= since)
     if until:
         stmt = stmt.where(Incident.occurred_at < until)
-    return await page(session, stmt, Incident.occurred_at, Incident.id, limit=limit, cursor=cursor)
+    return await INCIDENT_ORDER.page(session, stmt, request)
 
 
 async def get_incident(session: AsyncSession, *, viewer: Identity, incident_id: str) -> Incident:
@@ -354,25 +351,3 @@ async def get_incident(session: AsyncSession, *, viewer: Identity, incident_id: 
     if incident is None:
         raise NotFound(f"incident {incident_id} not found")
     return incident
-
-
-async def page(session: AsyncSession, stmt: Any, sort_col: Any, id_col: Any, *, limit: int,
-                cursor: str | None) -> tuple[list[Any], str | None]:
-    """Newest-first keyset pagination on (sort_col, id_col)."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise Invalid(f"limit must be between 1 and {MAX_LIMIT}")
-    key = decode_cursor(cursor)
-    if key is not None:
-        try:
-            at, last_id = dt.datetime.fromisoformat(key[0]), str(key[1])
-        except (ValueError, IndexError, TypeError) as exc:
-            raise Invalid("malformed cursor") from exc
-        if at.tzinfo is None:  # cursors we issue always carry an offset; a naive one was tampered with
-            raise Invalid("malformed cursor")
-        stmt = stmt.where(or_(sort_col < at, and_(sort_col == at, id_col < last_id)))
-    rows = list((await session.execute(stmt.order_by(sort_col.desc(), id_col.desc()).limit(limit + 1))).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if rows and more else None
-    next_cursor = encode_cursor(getattr(last, sort_col.key).isoformat(), getattr(last, id_col.key)) if last else None
-    return rows, next_cursor

@@ -4,30 +4,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.dispatch import directory as unit_directory
 from services.dispatch.directory import Directory
 from services.dispatch.lifecycle import OPEN, STEPS, step_for
-from services.dispatch.models import (
-    BulkIn,
-    BulkItemResult,
-    BulkOut,
-    TaskHistory,
-    TaskOrder,
-    TaskOut,
-    TransitionIn,
-    Unit,
-)
+from services.dispatch.models import TaskHistory, TaskOrder, Unit
 from services.dispatch.routing import RoutingTable
-from services.dispatch.service import may_act_for, page, zone_station_ids
+from services.dispatch.schemas import BulkIn, BulkItemResult, BulkOut, TaskOut, TransitionIn
+from services.dispatch.service import may_act_for, zone_station_ids
 from shared.auth import Identity
 from shared.db import insert_ignoring_duplicates, utcnow
 from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from shared.events import TaskChanged, TaskOrderGenerated
 from shared.outbox import Outbox
+from shared.pagination import Keyset, PageRequest
+from shared.scope import Scope
 
 TASKS, HISTORY = TaskOrder.__table__, TaskHistory.__table__
 
@@ -122,17 +116,16 @@ async def write_change(session: AsyncSession, task: TaskOrder, *, action: str, f
 # --- jurisdiction -------------------------------------------------------------------------------
 
 
+TASK_ORDER = Keyset(TaskOrder.created_at, TaskOrder.id, descending=True)
+
+
 async def task_scope(session: AsyncSession, viewer: Identity) -> Any:
-    """A WHERE clause limiting task orders to the viewer's jurisdiction (None: everything)."""
-    if viewer.sees_whole_district:
-        return None
-    if viewer.role == "station":
-        return TaskOrder.unit_id == viewer.unit_id
-    if viewer.role == "squadron":
-        stations = await zone_station_ids(session, viewer.unit_id or "")
-        return or_(TaskOrder.unit_id == viewer.unit_id, TaskOrder.unit_id.in_(stations),
-                   TaskOrder.escalated_to == viewer.unit_id)
-    raise Forbidden("this role may not read task orders")
+    """A WHERE clause limiting task orders to the viewer's jurisdiction (None: everything): a station its own
+    orders, a squadron its own, its stations' and those escalated to it."""
+    scope = Scope.of(viewer, what="task orders")
+    zone = await zone_station_ids(session, scope.unit_id or "") if scope.kind == "zone" else ()
+    units = (TaskOrder.escalated_to,) if scope.kind == "zone" else ()
+    return scope.clause(TaskOrder.unit_id, zone=zone, units=units)
 
 
 async def _scoped_task(session: AsyncSession, viewer: Identity, task_id: str) -> TaskOrder:
@@ -148,8 +141,8 @@ async def _scoped_task(session: AsyncSession, viewer: Identity, task_id: str) ->
 
 async def list_tasks(session: AsyncSession, *, viewer: Identity, status: str | None = None,
                      category: str | None = None, unit_id: str | None = None, incident_id: str | None = None,
-                     overdue: bool | None = None, limit: int = 50,
-                     cursor: str | None = None) -> tuple[list[TaskOrder], str | None]:
+                     overdue: bool | None = None, request: PageRequest = PageRequest(),
+                     ) -> tuple[list[TaskOrder], str | None]:
     """Task orders in the viewer's jurisdiction, newest first, one page."""
     stmt = select(TaskOrder)
     scope = await task_scope(session, viewer)
@@ -161,7 +154,7 @@ async def list_tasks(session: AsyncSession, *, viewer: Identity, status: str | N
             stmt = stmt.where(column == value)
     if overdue is not None:
         stmt = stmt.where(TaskOrder.overdue_at.is_not(None) if overdue else TaskOrder.overdue_at.is_(None))
-    return await page(session, stmt, TaskOrder.created_at, TaskOrder.id, limit=limit, cursor=cursor)
+    return await TASK_ORDER.page(session, stmt, request)
 
 
 async def get_task(session: AsyncSession, *, viewer: Identity, task_id: str) -> TaskOut:
@@ -187,11 +180,12 @@ def task_out(task: TaskOrder, history: list[TaskHistory] | None = None) -> TaskO
 
 async def _may_supervise(session: AsyncSession, viewer: Identity, task: TaskOrder) -> bool:
     """Command staff, or the squadron above the receiving unit (never the receiving unit itself)."""
-    if viewer.sees_whole_district:
+    scope = Scope.of(viewer, what="task orders")
+    if scope.whole:
         return True
-    if viewer.role != "squadron" or viewer.unit_id == task.unit_id:
+    if scope.kind != "zone" or scope.unit_id == task.unit_id:
         return False
-    return task.escalated_to == viewer.unit_id or await may_act_for(session, viewer, task.unit_id)
+    return task.escalated_to == scope.unit_id or await may_act_for(session, viewer, task.unit_id)
 
 
 async def _receiving_unit(session: AsyncSession, viewer: Identity, unit_id: str | None, task: TaskOrder) -> Unit:
@@ -202,7 +196,7 @@ async def _receiving_unit(session: AsyncSession, viewer: Identity, unit_id: str 
         raise Invalid(f"unit {unit_id} does not exist")
     if unit_id == task.unit_id:
         raise Invalid(f"task order {task.id} is already with {unit_id}")
-    if not viewer.sees_whole_district and not await may_act_for(session, viewer, unit_id):
+    if not await may_act_for(session, viewer, unit_id):
         raise Forbidden(f"{unit_id} is outside your jurisdiction")
     return unit
 
@@ -267,7 +261,7 @@ def _tick(task: TaskOrder, name: str | None, viewer: Identity, now: dt.datetime)
 
 async def bulk(session: AsyncSession, *, outbox: Outbox, viewer: Identity, data: BulkIn) -> BulkOut:
     """Reassign or extend many orders; each succeeds or fails on its own (per-item results)."""
-    if not viewer.sees_whole_district and viewer.role != "squadron":
+    if Scope.of(viewer, what="task orders").kind not in ("district", "zone"):
         raise Forbidden("bulk actions are for command staff and squadrons")
     results = []
     for task_id in dict.fromkeys(data.task_ids):

@@ -77,12 +77,24 @@ async def test_units_load_from_the_demo_district_and_stations_get_a_centroid(dis
     response = await dispatch.client.get("/api/v1/stations", headers=dispatch.as_("command"))
 
     assert response.status_code == 200
-    stations = {s["id"]: s for s in response.json()}
+    stations = {s["id"]: s for s in response.json()["items"]}
     assert set(stations) == {u["id"] for u in DEMO["units"] if u["kind"] == "station"}
     yiqiao = stations["ps-yiqiao"]
     assert 30.05 < yiqiao["centroid"]["lat"] < 30.15 and 120.4 < yiqiao["centroid"]["lon"] < 120.5
-    units = (await dispatch.client.get("/api/v1/units", headers=dispatch.as_("command"))).json()
-    assert len(units) == len(DEMO["units"])
+    units: list[dict] = []
+    cursor = None
+    while True:  # pages of 3: every unit once, in id order
+        page = (await dispatch.client.get("/api/v1/units", params={"limit": 3} | ({"cursor": cursor} if cursor else {}),
+                                          headers=dispatch.as_("command"))).json()
+        units += page["items"]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert [u["id"] for u in units] == sorted(u["id"] for u in DEMO["units"])
+
+
+async def test_a_platform_may_not_read_units_or_stations(dispatch: Dispatch) -> None:
+    for path in ("/api/v1/units", "/api/v1/units/ps-yiqiao", "/api/v1/stations"):
+        assert_problem(await dispatch.client.get(path, headers=dispatch.as_("platform")), 403)
 
 
 async def test_a_station_user_may_not_change_units(dispatch: Dispatch) -> None:

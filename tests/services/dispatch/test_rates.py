@@ -30,7 +30,8 @@ async def district(svc: Svc) -> Svc:
     one incident outside every area (never dispatched) and one Yiqiao incident in June (10 s) do not count.
     """
     await set_modes(svc, {"ps-yiqiao": "deep", "ps-heshang": "basic", "ps-chengxiang": "full"})
-    stations = {s["id"]: s for s in (await svc.client.get("/api/v1/stations", headers=svc.as_("admin"))).json()}
+    listed = (await svc.client.get("/api/v1/stations", headers=svc.as_("admin"))).json()["items"]
+    stations = {s["id"]: s for s in listed}
     in_chengxiang = stations["ps-chengxiang"]["centroid"]
     items = [
         backfill("y1", IN_YIQIAO, 120), backfill("y2", IN_YIQIAO, 300), backfill("y3", IN_YIQIAO, 301),

@@ -17,6 +17,7 @@ from tests.services.dispatch.support import Svc, order, receive, running, settin
 
 GRACE_S = 0.6
 INTERVAL_S = 0.1
+LATE_S = 5.0  # at most this late (a day-long order stays untouched)
 
 
 async def test_two_replicas_mark_overdue_and_escalate_each_order_exactly_once_and_on_time(
@@ -53,9 +54,10 @@ async def test_two_replicas_mark_overdue_and_escalate_each_order_exactly_once_an
             for task_id in everything:
                 task = await session.get(TaskOrder, task_id)
                 assert task is not None and task.overdue_at and task.escalated_at
-                assert dt.timedelta(0) <= task.overdue_at - task.deadline_at < dt.timedelta(seconds=1.5)
+                # on time: ticks come every 0.1 s; the slack is for a loaded machine running tests in parallel
+                assert dt.timedelta(0) <= task.overdue_at - task.deadline_at < dt.timedelta(seconds=LATE_S)
                 waited = task.escalated_at - task.overdue_at
-                assert dt.timedelta(seconds=GRACE_S) <= waited < dt.timedelta(seconds=GRACE_S + 1.5)
+                assert dt.timedelta(seconds=GRACE_S) <= waited < dt.timedelta(seconds=GRACE_S + LATE_S)
             untouched = await session.get(TaskOrder, on_time)
             assert untouched is not None and untouched.overdue_at is None and untouched.escalated_at is None
 

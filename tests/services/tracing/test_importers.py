@@ -8,7 +8,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from importers import fars, stats19
-from services.dispatch.models import IncidentIn
+from services.dispatch.schemas import IncidentIn
 from services.tracing.schemas import VillageIn
 
 DATA = Path(__file__).resolve().parents[2] / "data"
