@@ -9,8 +9,10 @@ from pydantic import Field as PField
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from services.dispatch.texts import LineOut, MilestoneOut
 from shared.db import new_registry, timestamp_field
 from shared.events import AreaType, Category, Location, Mode, Severity, UnitKind, VehicleKind
+from shared.i18n import Lang
 from shared.outbox import Outbox, add_outbox_tables
 
 registry = new_registry()
@@ -83,9 +85,11 @@ class TaskOrder(Table, table=True):
     overdue_at: dt.datetime | None = timestamp_field(nullable=True)
     escalated_at: dt.datetime | None = timestamp_field(nullable=True)
     escalated_to: str | None = Field(default=None, index=True)
-    key_points: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    milestones: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    measures: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    model_version: int | None = None  # the tracing model version that issued it (None: received as a v1 event)
+    model_name: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # {zh-CN, en}
+    key_points: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [{code, text}]
+    milestones: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [{code, text, due_at…}]
+    measures: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [{code, text}]
     routing_reason: str = ""
     created_at: dt.datetime = timestamp_field(nullable=False, index=True)
     updated_at: dt.datetime = timestamp_field(nullable=False)
@@ -295,9 +299,14 @@ class TaskOut(BaseModel):
     unit_id: str
     status: str
     deadline_at: dt.datetime
-    key_points: list[str]
-    milestones: list[dict]
-    measures: list[str]
+    model_version: int | None = None
+    lang: Lang = PField("zh-CN", description="the language of the texts (Accept-Language or lang=)")
+    model_name: str | None = None
+    category_label: str | None = None
+    status_label: str | None = None
+    key_points: list[LineOut]
+    milestones: list[MilestoneOut]
+    measures: list[LineOut]
     routing_reason: str
     created_at: dt.datetime
     updated_at: dt.datetime
