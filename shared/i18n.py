@@ -137,3 +137,11 @@ def format_value(value: Any, lang: Lang) -> Any:
     if isinstance(value, float):
         return format_decimal(value, format="#,##0.####", locale=locale)
     return value
+
+
+def scope_language(scope: dict[str, Any]) -> Lang:
+    """The caller's language from a raw ASGI scope (the gateway's forwarding path has no Request)."""
+    header = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"accept-language"), None)
+    query = scope.get("query_string", b"").decode("latin-1")
+    lang = next((p[5:] for p in query.split("&") if p.startswith("lang=")), None)
+    return negotiate(header, lang)

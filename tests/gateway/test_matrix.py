@@ -13,7 +13,7 @@ from tests.gateway.matrix import FIXED_PARAMS, MATRIX, ROLES, SERVICE_GAPS, Line
 
 pytestmark = pytest.mark.system  # runs against the whole system started as processes
 
-GATEWAY_ONLY = {"/api/v1/auth/token", "/api/v1/me", "/api/v1/audit"}
+GATEWAY_ONLY = {"/api/v1/auth/token", "/api/v1/me", "/api/v1/audit", "/api/v1/labels"}
 STREAMS = {"/api/v1/tasks/stream"}
 
 
