@@ -141,14 +141,14 @@ async def test_the_demo_month_spreads_colours_and_ranks_within_each_mode(assessm
         ("basic", 1), ("basic", 2), ("deep", 1), ("deep", 2), ("full", 1), ("full", 2)]
 
 
-async def _unasked(assessment: Assessment, path: str, **params: Any) -> Any:
+async def _unasked(assessment: Service, path: str, **params: Any) -> Any:
     """A GET from a caller who names no language (no Accept-Language, no lang=)."""
-    request = assessment.client.build_request("GET", path, params=params, headers=assessment.headers())
+    request = assessment.client.build_request("GET", path, params=params, headers=assessment.as_("command"))
     del request.headers["accept-language"]
     return await assessment.client.send(request)
 
 
-async def test_downloads_are_chinese_by_default_and_english_on_request(assessment: Assessment) -> None:
+async def test_downloads_are_chinese_by_default_and_english_on_request(assessment: Service) -> None:
     await load_example(assessment)
     xlsx = await _unasked(assessment, "/api/v1/reports/monthly", period="2024-05", format="xlsx")
     as_csv = await _unasked(assessment, "/api/v1/reports/monthly", period="2024-05", format="csv")

@@ -104,7 +104,7 @@ async def test_a_registered_hazard_and_a_disabled_model_change_what_fires(tracin
     assert body["sources"]["road"][0]["open_hazards"][0]["id"] == "hz-1"
 
 
-async def test_an_admin_edits_a_models_texts_in_either_language(tracing: Tracing) -> None:  # noqa: F811
+async def test_an_admin_edits_a_models_texts_in_either_language(tracing: Service) -> None:  # noqa: F811
     admin = auth(tracing.settings, "admin")
     path = "/api/v1/tracing/models/P01"
     zh_only = await tracing.client.put(path, json={"description": {"zh-CN": "驾驶人酒驾或毒驾"}}, headers=admin)
