@@ -60,7 +60,9 @@ def _import_features(http: httpx.Client, district: District, deadline: float) ->
         r = http.post("/api/v1/classification/features", content=body, headers={"content-type": "text/csv"})
         if r.status_code == 200:
             return
-        if r.status_code != 422 or "unknown station" not in r.text or time.monotonic() > deadline:
+        # the problem's `unknown` member lists them (its detail is in the caller's language: never match text)
+        unknown = r.status_code == 422 and "json" in r.headers.get("content-type", "") and r.json().get("unknown")
+        if not unknown or time.monotonic() > deadline:
             raise RuntimeError(f"feature import failed: {r.status_code} {r.text[:300]}")
         time.sleep(0.2)
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from shapely.geometry import Point
 
-from deploy.demo_layout import StationArea, organisation_units, station_areas, station_unit
+from deploy.demo_layout import StationArea, organisation_units, station_areas, station_unit, village_name
 from services.classification.classifier import classify
 from services.classification.features import (
     activity_tallies,
@@ -188,7 +188,7 @@ def _draw(seed: int, anchor: dt.datetime, areas: list[StationArea],
                 incident["parties"] = _parties(rng, t, deaths, injuries)
             incidents.append(incident)
         activities += _activities(a, pop, noise, rng, clock, tag)
-        villages += [{"id": f"{a.id}-v{n:02d}", "name": f"{a.id[3:].capitalize()} village {n}", "station_id": a.id,
+        villages += [{"id": f"{a.id}-v{n:02d}", "name": village_name(a.id[3:], n), "station_id": a.id,
                       "residents": int(pop / 20 * rng.lognormvariate(0, 0.4))} for n in range(1, rng.randint(12, 28))]
         arrival[a.id] = ARRIVAL_RATE.get(a.id, min(0.75, max(0.35, rng.gauss(0.55, 0.08))))
         tick()

@@ -114,25 +114,38 @@ def station_areas() -> list[StationArea]:
             kind, parent = "rural", squadron_of[i]
         ring = [to_lonlat(x, y) for x, y in poly_km.exterior.coords]
         poly = Polygon([(round(lon, 6), round(lat, 6)) for lon, lat in ring])
-        label = "one-stop station" if kind == "fringe" else "station"
-        areas.append(StationArea(f"ps-{key}", f"{key.capitalize()} {label} ({CHINESE[key]}派出所)", kind, poly,
+        areas.append(StationArea(f"ps-{key}", station_name(key, one_stop=kind == "fringe"), kind, poly,
                                  _km2(poly_km), parent))
     return areas
+
+
+def station_name(key: str, *, one_stop: bool = False) -> str:
+    """A station's name as officers write it, pinyin and English beside: 义桥派出所 (Yiqiao station)."""
+    kind = "one-stop station" if one_stop else "station"
+    return f"{CHINESE[key]}派出所{'（一站式）' if one_stop else ''} ({key.capitalize()} {kind})"
+
+
+def village_name(station_key: str, n: int) -> str:
+    """A village (村社) in a station's area: 义桥第3村 (Yiqiao village 3)."""
+    return f"{CHINESE[station_key]}第{n}村 ({station_key.capitalize()} village {n})"
+
+
+NUMERALS = {1: "一", 2: "二", 3: "三"}
 
 
 def organisation_units() -> list[dict]:
     """Brigade, its offices and squadrons (9 officers in each traffic duty squadron)."""
     units = [
-        {"id": "brigade", "name": "District traffic police brigade (交警大队)", "kind": "brigade"},
-        {"id": "case-squadron", "name": "Case squadron (查案中队)", "kind": "case_squadron", "parent_id": "brigade"},
-        {"id": "order-squadron", "name": "Order squadron (秩序中队)", "kind": "order_squadron", "parent_id": "brigade"},
-        {"id": "foundation-squadron", "name": "Foundation squadron (基础中队)", "kind": "foundation_squadron",
+        {"id": "brigade", "name": "交警大队 (district traffic police brigade)", "kind": "brigade"},
+        {"id": "case-squadron", "name": "查案中队 (case squadron)", "kind": "case_squadron", "parent_id": "brigade"},
+        {"id": "order-squadron", "name": "秩序中队 (order squadron)", "kind": "order_squadron", "parent_id": "brigade"},
+        {"id": "foundation-squadron", "name": "基础中队 (foundation squadron)", "kind": "foundation_squadron",
          "parent_id": "brigade"},
-        {"id": "sq-urban", "name": "Urban traffic duty squadron (城区交警执勤中队, 9 officers)", "kind": "squadron",
+        {"id": "sq-urban", "name": "城区交警执勤中队 (urban traffic duty squadron, 9 officers)", "kind": "squadron",
          "parent_id": "brigade"},
     ]
-    units += [{"id": f"sq-rural-{n}", "name": f"Rural traffic duty squadron {n} (农村交警执勤中队, 9 officers)",
-               "kind": "squadron", "parent_id": "brigade"} for n in (1, 2, 3)]
+    units += [{"id": f"sq-rural-{n}", "name": f"农村交警执勤{NUMERALS[n]}中队 (rural traffic duty squadron {n}, "
+               "9 officers)", "kind": "squadron", "parent_id": "brigade"} for n in (1, 2, 3)]
     return units
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from gateway import audit, grants, health, openapi
+from gateway import audit, grants, health, labels, openapi
 from gateway.config import SERVICES, GatewaySettings
 from gateway.lifespan import MIGRATIONS, lifespan
 from gateway.limits import RateLimiter
@@ -21,6 +21,7 @@ from gateway.proxy import WWW_AUTHENTICATE, GatewayCore, Proxy, TokenCache
 from gateway.routes import Router
 from gateway.state import GatewayState
 from shared.errors import NotFound, Unauthorized, install_problem_handlers, problem
+from shared.i18n import request_language
 from shared.observability import Metrics, RequestContextMiddleware
 
 __all__ = ["MIGRATIONS", "GatewayApp", "create_app"]
@@ -41,7 +42,8 @@ async def unrouted(path: str, request: Request) -> Response:
 async def unauthorized(request: Request, exc: Exception) -> JSONResponse:
     """401 with the bearer challenge."""
     assert isinstance(exc, Unauthorized)
-    return problem(401, exc.kind, exc.title, exc.detail, instance=request.url.path,
+    title, detail = exc.localised(request_language(request))
+    return problem(401, exc.kind, title, detail, instance=request.url.path,
                    headers={"WWW-Authenticate": WWW_AUTHENTICATE})
 
 
@@ -75,6 +77,6 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     app.add_middleware(RequestContextMiddleware, metrics=gw.metrics)
     app.proxy = Proxy(core)
     app.fast_path = RequestContextMiddleware(app.proxy, metrics=gw.metrics)
-    for router in (health.router, openapi.router, grants.router, audit.router, unrouted_router):
+    for router in (health.router, openapi.router, grants.router, audit.router, labels.router, unrouted_router):
         app.include_router(router)  # in this order: the catch-all last
     return instrument(app)

@@ -33,7 +33,8 @@ from gateway.policy import door_allows, named_units, within_jurisdiction
 from gateway.routes import Router
 from gateway.units import UnitTree
 from shared.auth import Identity, bearer, decode_claims, identity_of, issue_internal_token
-from shared.errors import PROBLEM, TYPE_BASE, DomainError, Unauthorized
+from shared.errors import PROBLEM, TYPE_BASE, DomainError, Unauthorized, localised
+from shared.i18n import Lang, scope_language
 from shared.observability import current_request_id
 from shared.telemetry import Telemetry
 
@@ -112,12 +113,13 @@ def problem_body(status: int, kind: str, title: str, detail: str, instance: str,
     """The bytes of a problem+json document."""
     body = {"type": TYPE_BASE + kind, "title": title, "status": status, "detail": detail, "instance": instance}
     body.update({k: v for k, v in extra.items() if v is not None})
-    return json.dumps(body).encode()
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
 async def send_problem(send: Send, status: int, kind: str, title: str, detail: str, instance: str,
-                       headers: dict[str, str] | None = None) -> None:
-    """Answer with a problem+json document."""
+                       headers: dict[str, str] | None = None, *, lang: Lang = "en") -> None:
+    """Answer with a problem+json document, its title and detail in the caller's language."""
+    title, detail = localised(kind, lang, title, detail)
     body = problem_body(status, kind, title, detail, instance)
     raw = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -166,12 +168,13 @@ class Proxy:
             status = await self._forward(scope, receive, tracked_send, upstream, identity, body)
         except Refused as exc:
             status = exc.status
-            await send_problem(send, exc.status, exc.kind, exc.title, exc.detail, path, exc.headers)
+            await send_problem(send, exc.status, exc.kind, exc.title, exc.detail, path, exc.headers,
+                               lang=scope_language(scope))
         except Exception:
             log.exception("unhandled error forwarding %s %s", scope["method"], path)
             if not started:
                 await send_problem(send, 500, "internal", "Internal error",
-                                   "an unexpected error occurred; it has been logged", path)
+                                   "an unexpected error occurred; it has been logged", path, lang=scope_language(scope))
         finally:
             if scope["method"] in WRITE_METHODS and self.core.audit is not None:
                 client = scope.get("client")

@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.i18n import Lang, message, problem_text, request_language
+
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
@@ -22,10 +24,16 @@ class DomainError(Exception):
     kind = "bad-request"
     title = "Bad request"
 
-    def __init__(self, detail: str, **extra: Any) -> None:
+    def __init__(self, detail: str, *, code: str | None = None, params: dict[str, Any] | None = None,
+                 **extra: Any) -> None:
         super().__init__(detail)
-        self.detail = detail
+        self.detail = detail  # English, for logs and `lang=en`; `code` + `params` name a localised message
+        self.code, self.params = code, params or {}
         self.extra = extra
+
+    def localised(self, lang: Lang) -> tuple[str, str]:
+        """(title, detail) in a language: the message `code` if given, else the kind's text (English: as raised)."""
+        return localised(self.kind, lang, self.title, self.detail, self.code, {**self.extra, **self.params})
 
 
 class NotFound(DomainError):
@@ -81,6 +89,36 @@ class Unauthorized(DomainError):
     status, kind, title = 401, "unauthorized", "Not authenticated"
 
 
+def localised(kind: str, lang: Lang, title: str, detail: str, code: str | None = None,
+              params: dict[str, Any] | None = None) -> tuple[str, str]:
+    """A problem's title and detail in a language (the `type` never changes)."""
+    title_l, generic = problem_text(kind, lang)
+    if code:
+        return title_l or title, message(code, lang, **(params or {}))
+    if lang == "en" or not generic:
+        return title_l or title, detail
+    try:
+        return title_l or title, generic.format(**(params or {}))
+    except (KeyError, IndexError, ValueError):
+        return title_l or title, generic
+
+
+def reason(error: dict[str, Any], lang: Lang) -> str:
+    """One validation error's reason in a language, from pydantic's error type and context."""
+    ctx = {k: (", ".join(map(str, v)) if isinstance(v, list | tuple) else v)
+           for k, v in (error.get("ctx") or {}).items()}
+    ctx.setdefault("msg", error.get("msg", ""))
+    key = f"reason.{error.get('type', 'other')}"
+    text = message(key, lang, **ctx)
+    return message("reason.other", lang) if text == key else text
+
+
+def field_name(loc: list[Any]) -> str:
+    """The field an error is about: its location without the leading body/query/path."""
+    parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path", "header") else list(map(str, loc))
+    return ".".join(parts) or "?"
+
+
 def problem(status: int, kind: str, title: str, detail: str, *, instance: str | None = None,
             headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     """A problem+json response."""
@@ -117,25 +155,36 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        return problem(exc.status, exc.kind, exc.title, exc.detail, instance=request.url.path, **exc.extra)
+        title, detail = exc.localised(request_language(request))
+        return problem(exc.status, exc.kind, title, detail, instance=request.url.path, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        lang = request_language(request)
+        raw = list(exc.errors())
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in raw]
+        named = message("validation.field", lang, field=field_name(errors[0]["loc"]), reason=reason(raw[0], lang)) \
+            if raw else None
         if query := query_problem(errors):
-            return problem(query.status, query.kind, query.title, query.detail, instance=request.url.path,
+            title, _ = query.localised(lang)
+            detail = query.detail if lang == "en" or not named else named
+            return problem(query.status, query.kind, title, detail, instance=request.url.path,
                            errors=errors, **query.extra)
-        return problem(422, "validation", "Invalid input", "the request does not match the schema",
+        title, generic = localised("validation", lang, "Invalid input", "the request does not match the schema")
+        return problem(422, "validation", title, f"{generic}: {named}" if named and lang == "en" else named or generic,
                        instance=request.url.path, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = _HTTP_KINDS.get(exc.status_code, "http-error")
-        return problem(exc.status_code, kind, kind.replace("-", " ").capitalize(), str(exc.detail),
-                       instance=request.url.path, headers=getattr(exc, "headers", None))
+        title, detail = localised(kind, request_language(request), kind.replace("-", " ").capitalize(),
+                                  str(exc.detail))
+        return problem(exc.status_code, kind, title, detail, instance=request.url.path,
+                       headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "internal", "Internal error", "an unexpected error occurred; it has been logged",
-                       instance=request.url.path)
+        title, detail = localised("internal", request_language(request), "Internal error",
+                                  "an unexpected error occurred; it has been logged")
+        return problem(500, "internal", title, detail, instance=request.url.path)

@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.texts import TextLine, Texts
+
 OWNERS = ("classification", "tracing", "dispatch", "assessment")
 
 Mode = Literal["basic", "deep", "full"]
@@ -216,6 +218,13 @@ class TaskOverdue(Fact):
     at: dt.datetime
 
 
+class TaskOverdueV2(TaskOverdue):
+    """v2: `milestone` is the milestone's stable code (v1 named it by its English text)."""
+
+    subject: ClassVar[str] = "dispatch.task.overdue.v2"
+    milestone: str | None = Field(None, description="the milestone's code; None: the order itself is overdue")
+
+
 class TaskEscalated(Fact):
     """An overdue task order was escalated to the unit's supervisor after the grace period."""
 
@@ -260,6 +269,23 @@ class TaskOrderGenerated(Fact):
     reason: str = Field("", description="why the model fired, for people")
 
 
+class CodedMilestone(TextLine):
+    """v2: a milestone by its stable code, its text in every language, and its deadline."""
+
+    due_at: dt.datetime
+
+
+class TaskOrderGeneratedV2(TaskOrderGenerated):
+    """v2: key points, milestones and measures by code, with the texts of the model version that issued them
+    (zh-CN and en; the reader's language is chosen when a person reads the order)."""
+
+    subject: ClassVar[str] = "tracing.task.generated.v2"
+    model_name: Texts | None = None
+    key_points: list[TextLine] = []  # type: ignore[assignment]
+    milestones: list[CodedMilestone] = []  # type: ignore[assignment]
+    measures: list[TextLine] = []  # type: ignore[assignment]
+
+
 # --- classification ----------------------------------------------------------------------------
 
 class StationClassified(Fact):
@@ -302,6 +328,6 @@ class ScoreUpdated(Fact):
 
 
 ALL_FACTS: tuple[type[Fact], ...] = (
-    UnitUpserted, IncidentReported, IncidentDispatched, IncidentArrived, TaskChanged, TaskOverdue, TaskEscalated,
-    TaskOrderGenerated, StationClassified, ActivityRecorded, ScoreUpdated,
+    UnitUpserted, IncidentReported, IncidentDispatched, IncidentArrived, TaskChanged, TaskOverdue, TaskOverdueV2,
+    TaskEscalated, TaskOrderGenerated, TaskOrderGeneratedV2, StationClassified, ActivityRecorded, ScoreUpdated,
 )

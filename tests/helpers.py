@@ -137,7 +137,9 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     await lifespan.__aenter__()
     try:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        # the tests read English details unless they ask for zh-CN (the default for a caller who says nothing)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service",
+                                     headers={"accept-language": "en"}) as client:
             yield client
     finally:
         await bounded_teardown(lifespan.__aexit__(None, None, None), what=f"{app.title} lifespan")

@@ -35,6 +35,7 @@ from services.assessment.schemas import (
 from shared.auth import Identity
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
+from shared.i18n import Lang, LanguageDep
 from shared.inputs import storable_text
 from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.runtime import CallerDep, Runtime, RuntimeDep
@@ -316,11 +317,11 @@ async def _report(rt: Runtime, who: Identity, kind: reports.Kind, period: str | 
         return await reports.build(session, kind=kind, period=p, known=known, shown=shown, tz=tz, now=now)
 
 
-async def _render(report: dict[str, Any], fmt: Format) -> bytes:
+async def _render(report: dict[str, Any], fmt: Format, lang: Lang) -> bytes:
     """Render off the event loop: a big workbook must not stall other requests."""
     if fmt == "csv":
-        return await asyncio.to_thread(reports.render_csv, report)
-    return await asyncio.to_thread(reports.render_xlsx, report)
+        return await asyncio.to_thread(reports.render_csv, report, lang)
+    return await asyncio.to_thread(reports.render_xlsx, report, lang)
 
 
 def _file(report: dict[str, Any], fmt: Format, body: bytes) -> Response:
@@ -329,7 +330,8 @@ def _file(report: dict[str, Any], fmt: Format, body: bytes) -> Response:
 
 
 @router.post("/reports/jobs", status_code=202, response_model=ReportJobOut, tags=["reports"])
-async def start_report(rt: RuntimeDep, who: CallerDep, kind: reports.Kind, period: str | None = None,
+async def start_report(rt: RuntimeDep, who: CallerDep, lang: LanguageDep, kind: reports.Kind,
+                       period: str | None = None,
                        format: Format = "xlsx", station_id: str | None = None) -> ReportJobOut:
     """Build a report in the background: 202 with the job at once; poll `/reports/jobs/{id}` on any replica."""
     report = await _report(rt, who, kind, period, station_id)  # scope and period errors surface now, as 4xx
@@ -343,8 +345,8 @@ async def start_report(rt: RuntimeDep, who: CallerDep, kind: reports.Kind, perio
     async def build() -> None:
         body, error = None, None
         try:
-            body = (json.dumps(report, ensure_ascii=False).encode() if format == "json"
-                    else await _render(report, format))
+            body = (json.dumps(reports.localise(report, lang), ensure_ascii=False).encode() if format == "json"
+                    else await _render(report, format, lang))
         except Exception as exc:  # noqa: BLE001 - reported through the job's status
             log.exception("report job %s failed", job.id)
             error = type(exc).__name__
@@ -386,10 +388,11 @@ async def report_job_file(job_id: str, rt: RuntimeDep, who: CallerDep) -> Respon
 
 @router.get("/reports/{kind}", tags=["reports"], responses={200: {"content": {
     "application/json": {}, MEDIA["csv"]: {}, MEDIA["xlsx"]: {}}}})
-async def report(kind: reports.Kind, rt: RuntimeDep, who: CallerDep, period: str | None = None,
+async def report(kind: reports.Kind, rt: RuntimeDep, who: CallerDep, lang: LanguageDep, period: str | None = None,
                  format: Format = "json", station_id: str | None = None) -> Response:
-    """A daily (period YYYY-MM-DD), weekly (YYYY-Www) or monthly (YYYY-MM) report for the caller's stations."""
+    """A daily (period YYYY-MM-DD), weekly (YYYY-Www) or monthly (YYYY-MM) report for the caller's stations;
+    labels, CSV headers, sheet names in the caller's language (zh-CN by default; `lang=en`: the machine form)."""
     data = await _report(rt, who, kind, period, station_id)
     if format == "json":
-        return JSONResponse(data)
-    return _file(data, format, await _render(data, format))
+        return JSONResponse(reports.localise(data, lang))
+    return _file(data, format, await _render(data, format, lang))

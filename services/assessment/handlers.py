@@ -15,6 +15,7 @@ from shared.events import (
     TaskChanged,
     TaskEscalated,
     TaskOverdue,
+    TaskOverdueV2,
     UnitUpserted,
 )
 from shared.runtime import Runtime
@@ -53,6 +54,7 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
     return [
         Subscription("assessment", "dispatch", {
             IncidentReported: on_incident, IncidentDispatched: on_dispatched, IncidentArrived: on_arrived,
-            TaskChanged: on_task, TaskOverdue: on_overdue, TaskEscalated: on_escalated, UnitUpserted: on_unit}),
+            TaskChanged: on_task, TaskOverdue: on_overdue, TaskOverdueV2: on_overdue,  # v1 read until the next minor
+            TaskEscalated: on_escalated, UnitUpserted: on_unit}),
         Subscription("assessment", "classification", {StationClassified: on_mode}),
     ]

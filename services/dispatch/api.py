@@ -30,6 +30,7 @@ from shared.auth import Identity
 from shared.batch import batch_body_schema, read_batch, validated
 from shared.errors import Conflict, Forbidden, Invalid
 from shared.events import UnitKind
+from shared.i18n import LanguageDep
 from shared.pagination import Page, PageDep
 from shared.runtime import CallerDep, Runtime, RuntimeDep
 from shared.scope import Scope
@@ -238,28 +239,28 @@ async def put_routing_table(request: Request, rt: RuntimeDep, who: CallerDep) ->
 # --- tasks ---------------------------------------------------------------------------------------
 
 @router.get("/tasks", response_model=Page[TaskOut], tags=["tasks"])
-async def list_tasks(rt: RuntimeDep, who: CallerDep, status: str | None = None, category: str | None = None,
-                     unit_id: str | None = None, incident_id: str | None = None, overdue: bool | None = None,
-                     *, page: PageDep) -> Page:
-    """Task orders in the caller's jurisdiction, newest first."""
+async def list_tasks(rt: RuntimeDep, who: CallerDep, lang: LanguageDep, status: str | None = None,
+                     category: str | None = None, unit_id: str | None = None, incident_id: str | None = None,
+                     overdue: bool | None = None, *, page: PageDep) -> Page:
+    """Task orders in the caller's jurisdiction, newest first (texts in the caller's language)."""
     async with rt.sessions() as session:
         rows, next_cursor = await tasks.list_tasks(
             session, viewer=who, status=status, category=category, unit_id=unit_id, incident_id=incident_id,
             overdue=overdue, request=page)
-    return Page(items=[tasks.task_out(r) for r in rows], next_cursor=next_cursor)
+    return Page(items=[tasks.task_out(r, lang=lang) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/tasks/stream", tags=["tasks"], response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "events task.changed, task.overdue, task.escalated; heartbeat comments"}})
-async def stream_tasks(rt: RuntimeDep, who: CallerDep) -> StreamingResponse:
+async def stream_tasks(rt: RuntimeDep, who: CallerDep, lang: LanguageDep) -> StreamingResponse:
     """Server-sent events of the caller's new and changed task orders (scoped like GET /tasks)."""
     visible = await _visible_to(rt, who)
     feed = rt.state["feed"]
 
     async def body():  # noqa: ANN202 - an async generator of SSE frames
         with feed.listen() as queue:
-            async for frame in frames(queue, visible, heartbeat_s=rt.settings.sse_heartbeat_s):
+            async for frame in frames(queue, visible, heartbeat_s=rt.settings.sse_heartbeat_s, lang=lang):
                 yield frame
 
     return StreamingResponse(body(), media_type="text/event-stream",
@@ -279,20 +280,21 @@ async def _visible_to(rt: Runtime, who: Identity) -> Any:
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, tags=["tasks"])
-async def get_task(task_id: str, rt: RuntimeDep, who: CallerDep) -> TaskOut:
-    """One task order with its history and routing reason."""
+async def get_task(task_id: str, rt: RuntimeDep, who: CallerDep, lang: LanguageDep) -> TaskOut:
+    """One task order with its history and routing reason (texts in the caller's language)."""
     async with rt.sessions() as session:
-        return await tasks.get_task(session, viewer=who, task_id=task_id)
+        return await tasks.get_task(session, viewer=who, task_id=task_id, lang=lang)
 
 
 @router.post("/tasks/{task_id}/transitions", response_model=TaskOut, tags=["tasks"],
              responses={409: {"description": "the action is not allowed from the current status"}})
-async def transition_task(task_id: str, data: TransitionIn, rt: RuntimeDep, who: CallerDep) -> TaskOut:
+async def transition_task(task_id: str, data: TransitionIn, rt: RuntimeDep, who: CallerDep,
+                          lang: LanguageDep) -> TaskOut:
     """One step of the loop: accept, start, complete_milestone, submit, verify, return or reassign."""
     async with rt.transaction() as session:  # one transaction: the step, then the history it completes
         task = await tasks.transition(session, outbox=rt.outbox, viewer=who, task_id=task_id, data=data)
         history = await tasks.history_of(session, task_id)
-    return tasks.task_out(task, history)
+    return tasks.task_out(task, history, lang=lang)
 
 
 @router.post("/tasks:bulk", response_model=BulkOut, tags=["tasks"])

@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch import directory, routing, service, tasks
 from shared.bus import Subscription
-from shared.events import Envelope, StationClassified, TaskOrderGenerated
+from shared.events import Envelope, StationClassified, TaskOrderGenerated, TaskOrderGeneratedV2
 from shared.runtime import Runtime
 
 
@@ -22,6 +22,8 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
         await service.apply_classification(session, fact=fact)  # bumps the directory revision: next order follows
 
     return [
-        Subscription("dispatch", "tracing", {TaskOrderGenerated: on_task_generated}),
+        # v2 carries codes and both languages; v1 (English strings) is still read until the next minor version
+        Subscription("dispatch", "tracing", {TaskOrderGenerated: on_task_generated,
+                                             TaskOrderGeneratedV2: on_task_generated}),
         Subscription("dispatch", "classification", {StationClassified: on_station_classified}),
     ]

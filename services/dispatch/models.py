@@ -1,4 +1,4 @@
-"""Dispatch's tables (units, incidents, task orders and their history) and its API schemas."""
+"""Dispatch's tables: units, incidents, task orders and their history (API shapes: schemas.py, task_views.py)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -79,9 +79,11 @@ class TaskOrder(Table, table=True):
     overdue_at: dt.datetime | None = timestamp_field(nullable=True)
     escalated_at: dt.datetime | None = timestamp_field(nullable=True)
     escalated_to: str | None = Field(default=None, index=True)
-    key_points: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    milestones: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    measures: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    model_version: int | None = None  # the tracing model version that issued it (None: received as a v1 event)
+    model_name: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # {zh-CN, en}
+    key_points: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [{code, text}]
+    milestones: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [{code, text, due_at…}]
+    measures: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [{code, text}]
     routing_reason: str = ""
     created_at: dt.datetime = timestamp_field(nullable=False, index=True)
     updated_at: dt.datetime = timestamp_field(nullable=False)
@@ -129,4 +131,3 @@ class DirectoryRevision(Table, table=True):
 
 
 OUTBOX = Outbox(*add_outbox_tables(metadata), source="jiaozhi/dispatch")
-

@@ -19,10 +19,11 @@ from sqlalchemy.exc import DBAPIError
 from services.dispatch.lifecycle import OPEN
 from services.dispatch.models import TaskOrder, Unit
 from services.dispatch.tasks import next_milestone_due, open_and_late, write_change
+from services.dispatch.texts import upgraded
 from shared.bus import stop_if_cancelled
 from shared.db import utcnow
 from shared.errors import Conflict
-from shared.events import TaskEscalated, TaskOverdue
+from shared.events import TaskEscalated, TaskOverdueV2
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -95,26 +96,27 @@ async def _mark_overdue(rt: Runtime, session, task: TaskOrder, now: dt.datetime)
     note = f"deadline {task.deadline_at.isoformat()} passed"
     await write_change(session, task, action="overdue", from_status=task.status, by=BY, at=now, note=note,
                        overdue_at=now)
-    await rt.outbox.stage(session, TaskOverdue(
+    await rt.outbox.stage(session, TaskOverdueV2(
         task_id=task.id, model_id=task.model_id, category=task.category, station_id=task.station_id,
         unit_id=task.unit_id, milestone=None, deadline_at=task.deadline_at, at=now), subject=task.id)
     return 1
 
 
 async def _mark_milestones(rt: Runtime, session, task: TaskOrder, now: dt.datetime) -> int:  # noqa: ANN001
-    late = [m for m in task.milestones if not m.get("done_at") and not m.get("overdue_at")
+    current = [upgraded(m) for m in task.milestones]
+    late = [m for m in current if not m.get("done_at") and not m.get("overdue_at")
             and dt.datetime.fromisoformat(m["due_at"]) <= now]
     if task.status not in OPEN or not late:
         return 0
-    names = {m["name"] for m in late}
-    milestones = [dict(m, overdue_at=now.isoformat()) if m["name"] in names else dict(m) for m in task.milestones]
-    note = "milestone " + ", ".join(f"{m['name']} (due {m['due_at']})" for m in late) + " passed unfinished"
+    codes = {m["code"] for m in late}
+    milestones = [dict(m, overdue_at=now.isoformat()) if m["code"] in codes else dict(m) for m in current]
+    note = "milestone " + ", ".join(f"{m['code']} (due {m['due_at']})" for m in late) + " passed unfinished"
     await write_change(session, task, action="milestone_overdue", from_status=task.status, by=BY, at=now, note=note,
                        milestones=milestones, next_milestone_due_at=next_milestone_due(milestones))
     for m in late:
-        await rt.outbox.stage(session, TaskOverdue(
+        await rt.outbox.stage(session, TaskOverdueV2(
             task_id=task.id, model_id=task.model_id, category=task.category, station_id=task.station_id,
-            unit_id=task.unit_id, milestone=m["name"], deadline_at=dt.datetime.fromisoformat(m["due_at"]), at=now),
+            unit_id=task.unit_id, milestone=m["code"], deadline_at=dt.datetime.fromisoformat(m["due_at"]), at=now),
             subject=task.id)
     return len(late)
 

@@ -15,12 +15,15 @@ from collections.abc import AsyncIterator, Callable
 from nats.js.api import DeliverPolicy
 
 from shared.bus import Bus
-from shared.events import Envelope, TaskChanged, TaskEscalated, TaskOverdue
+from shared.events import Envelope, TaskChanged, TaskEscalated, TaskOverdue, TaskOverdueV2
+from shared.i18n import DEFAULT, Lang, label
 
 log = logging.getLogger(__name__)
 
 EVENT_NAMES = {TaskChanged.subject: "task.changed", TaskOverdue.subject: "task.overdue",
-               TaskEscalated.subject: "task.escalated"}
+               TaskOverdueV2.subject: "task.overdue", TaskEscalated.subject: "task.escalated"}
+#: payload fields holding a code, and the label group that names it for a person
+LABELLED = {"category": "category", "old_status": "task_status", "new_status": "task_status"}
 
 
 class TaskFeed:
@@ -68,10 +71,13 @@ class TaskFeed:
             self.listeners.discard(queue)
 
 
-def sse_frame(envelope: Envelope) -> str:
-    """One server-sent event: id = event id, event = task.changed|task.overdue|task.escalated, data = JSON."""
+def sse_frame(envelope: Envelope, lang: Lang = DEFAULT) -> str:
+    """One server-sent event: id = event id, event = task.changed|task.overdue|task.escalated, data = JSON
+    (codes as sent, with `<field>_label` texts in the listener's language)."""
     data = {"subject": envelope.type, "time": envelope.time.isoformat(), **envelope.data}
-    return f"id: {envelope.id}\nevent: {EVENT_NAMES.get(envelope.type, envelope.type)}\ndata: {json.dumps(data)}\n\n"
+    data |= {f"{k}_label": label(group, data[k], lang) for k, group in LABELLED.items() if data.get(k)}
+    name = EVENT_NAMES.get(envelope.type, envelope.type)
+    return f"id: {envelope.id}\nevent: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def moved_frame(envelope: Envelope) -> str:
@@ -84,7 +90,7 @@ def moved_frame(envelope: Envelope) -> str:
 
 
 async def frames(queue: asyncio.Queue[Envelope], visible: Callable[[dict], bool], *,
-                 heartbeat_s: float) -> AsyncIterator[str]:
+                 heartbeat_s: float, lang: Lang = DEFAULT) -> AsyncIterator[str]:
     """The SSE body: the events the caller may see, `task.moved` when one of its orders is reassigned away,
     and a comment line every `heartbeat_s` when quiet."""
     yield "retry: 3000\n: connected\n\n"
@@ -95,6 +101,6 @@ async def frames(queue: asyncio.Queue[Envelope], visible: Callable[[dict], bool]
             yield ": heartbeat\n\n"
             continue
         if visible(envelope.data):
-            yield sse_frame(envelope)
+            yield sse_frame(envelope, lang)
         elif (previous := envelope.data.get("previous_unit_id")) and visible({"unit_id": previous}):
             yield moved_frame(envelope)

@@ -9,16 +9,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.dispatch import directory as unit_directory
+from services.dispatch import texts
 from services.dispatch.directory import Directory
 from services.dispatch.lifecycle import OPEN, STEPS, step_for
 from services.dispatch.models import TaskHistory, TaskOrder, Unit
 from services.dispatch.routing import RoutingTable
-from services.dispatch.schemas import BulkIn, BulkItemResult, BulkOut, TaskOut, TransitionIn
 from services.dispatch.service import may_act_for, zone_station_ids
+from services.dispatch.task_views import BulkIn, BulkItemResult, BulkOut, TaskOut, TransitionIn
 from shared.auth import Identity
 from shared.db import insert_ignoring_duplicates, utcnow
 from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from shared.events import TaskChanged, TaskOrderGenerated
+from shared.i18n import DEFAULT, Lang
 from shared.outbox import Outbox
 from shared.pagination import Keyset, PageRequest
 from shared.scope import Scope
@@ -56,13 +58,13 @@ async def receive_task_order(session: AsyncSession, *, outbox: Outbox, fact: Tas
         unit_id, note = directory.resolve_target(station, target)
         reason = f"{why} goes to the {target} (routing table v{routing_version})" + note
     now = utcnow()
-    milestones = [{"name": m.name, "due_at": m.due_at.isoformat(), "done_at": None} for m in fact.milestones]
+    lines = texts.received(fact)  # codes with the texts of the model version, every language
     task = TaskOrder(
         id=fact.task_id, incident_id=fact.incident_id, model_id=fact.model_id, source=fact.source,
         entity_ref=fact.entity_ref, category=fact.category, station_id=fact.station_id, unit_id=unit_id,
-        status="dispatched", version=2, deadline_at=fact.deadline_at, key_points=list(fact.key_points),
-        milestones=milestones, next_milestone_due_at=next_milestone_due(milestones),
-        measures=list(fact.measures), routing_reason=reason, created_at=now, updated_at=now,
+        status="dispatched", version=2, deadline_at=fact.deadline_at, model_version=fact.model_version,
+        next_milestone_due_at=next_milestone_due(lines["milestones"]), routing_reason=reason, created_at=now,
+        updated_at=now, **lines,
     )
     stored = await session.execute(insert_ignoring_duplicates(
         TASKS, session.bind.dialect.name, **{c: getattr(task, c) for c in TASKS.c.keys()}))
@@ -157,10 +159,10 @@ async def list_tasks(session: AsyncSession, *, viewer: Identity, status: str | N
     return await TASK_ORDER.page(session, stmt, request)
 
 
-async def get_task(session: AsyncSession, *, viewer: Identity, task_id: str) -> TaskOut:
-    """One task order with its history, in the viewer's jurisdiction."""
+async def get_task(session: AsyncSession, *, viewer: Identity, task_id: str, lang: Lang = DEFAULT) -> TaskOut:
+    """One task order with its history, in the viewer's jurisdiction, its texts in `lang`."""
     task = await _scoped_task(session, viewer, task_id)
-    return task_out(task, await history_of(session, task_id))
+    return task_out(task, await history_of(session, task_id), lang=lang)
 
 
 async def history_of(session: AsyncSession, task_id: str) -> list[TaskHistory]:
@@ -169,9 +171,10 @@ async def history_of(session: AsyncSession, task_id: str) -> list[TaskHistory]:
         select(TaskHistory).where(TaskHistory.task_id == task_id).order_by(TaskHistory.seq))).scalars())
 
 
-def task_out(task: TaskOrder, history: list[TaskHistory] | None = None) -> TaskOut:
-    """A task order as the API shows it."""
-    return TaskOut(**task.model_dump(), overdue=task.overdue_at is not None,
+def task_out(task: TaskOrder, history: list[TaskHistory] | None = None, *, lang: Lang = DEFAULT) -> TaskOut:
+    """A task order as the API shows it, its texts in the reader's language."""
+    values = task.model_dump()
+    return TaskOut(**(values | texts.read_task(values, lang)), overdue=task.overdue_at is not None,
                    history=[h.model_dump() for h in history or []])
 
 
@@ -222,11 +225,13 @@ async def transition(session: AsyncSession, *, outbox: Outbox, viewer: Identity,
     note = data.note
     if data.action == "complete_milestone":
         values.update(_tick(task, data.milestone, viewer, now))
+        data = data.model_copy(update={"milestone": values.pop("code")})  # history and events keep the code
         note = note or f"milestone {data.milestone} done"
     elif data.action == "submit":
-        left = [m["name"] for m in task.milestones if not m.get("done_at")]
+        left = ", ".join(texts.code_of(m) for m in task.milestones if not m.get("done_at"))
         if left:
-            raise Conflict(f"cannot submit task order {task.id}: milestones not done yet: {', '.join(left)}")
+            raise Conflict(f"cannot submit task order {task.id}: milestones not done yet: {left}",
+                           code="task.milestones_open", params={"task_id": task.id, "milestones": left})
     elif data.action == "reassign":
         unit = await _receiving_unit(session, viewer, data.unit_id, task)
         values["unit_id"] = unit.id
@@ -239,21 +244,29 @@ async def transition(session: AsyncSession, *, outbox: Outbox, viewer: Identity,
     return task
 
 
-def _tick(task: TaskOrder, name: str | None, viewer: Identity, now: dt.datetime) -> dict[str, Any]:
-    """Mark the next milestone done; milestones are ticked one by one, in order."""
-    if not name:
-        raise Invalid("complete_milestone needs milestone: its name")
-    names = [m["name"] for m in task.milestones]
-    if name not in names:
-        raise Invalid(f"task order {task.id} has no milestone {name!r}; its milestones are {names}")
-    pending = [m for m in task.milestones if not m.get("done_at")]
-    if all(m["name"] != name for m in pending):
-        raise Conflict(f"milestone {name} of task order {task.id} is already done")
-    if pending[0]["name"] != name:
-        raise Conflict(f"milestones are ticked one by one: the next one is {pending[0]['name']}, not {name}")
-    milestones = [dict(m, done_at=now.isoformat(), done_by=viewer.username) if m["name"] == name else dict(m)
-                  for m in task.milestones]
-    return {"milestones": milestones, "next_milestone_due_at": next_milestone_due(milestones)}
+def _tick(task: TaskOrder, given: str | None, viewer: Identity, now: dt.datetime) -> dict[str, Any]:
+    """Mark the next milestone done, named by its code (or, for older clients, its text in any language);
+    milestones are ticked one by one, in order."""
+    if not given:
+        raise Invalid("complete_milestone needs milestone: its code", code="task.milestone_needed")
+    current = [texts.upgraded(m) for m in task.milestones]
+    codes = [m["code"] for m in current]
+    hit = next((m for m in current if texts.matches(m, given)), None)
+    if hit is None:
+        raise Invalid(f"task order {task.id} has no milestone {given!r}; its milestones are {codes}",
+                      code="task.no_milestone", params={"task_id": task.id, "milestone": given,
+                                                        "milestones": ", ".join(codes)})
+    code = hit["code"]
+    pending = [m for m in current if not m.get("done_at")]
+    if all(m["code"] != code for m in pending):
+        raise Conflict(f"milestone {code} of task order {task.id} is already done", code="task.milestone_done",
+                       params={"task_id": task.id, "milestone": code})
+    if pending[0]["code"] != code:
+        raise Conflict(f"milestones are ticked one by one: the next one is {pending[0]['code']}, not {code}",
+                       code="task.milestone_order", params={"next": pending[0]["code"], "milestone": code})
+    milestones = [dict(m, done_at=now.isoformat(), done_by=viewer.username) if m["code"] == code else dict(m)
+                  for m in current]
+    return {"milestones": milestones, "next_milestone_due_at": next_milestone_due(milestones), "code": code}
 
 
 # --- bulk actions -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simpleeval import EvalWithCompoundTypes, InvalidExpression
 
 from shared.events import Category, Source
+from shared.texts import TextLine, Texts, upgrade_legacy_model
 
 Entity = Literal["person", "vehicle", "road", "hazard", "enterprise", "village", "incident"]
 
@@ -25,11 +26,9 @@ DEFAULT_ENTITY: dict[str, Entity] = {"person": "person", "vehicle": "vehicle", "
                                      "enterprise": "enterprise", "village": "village"}
 
 
-class MilestoneSpec(BaseModel):
-    """One ordered step of the task order, due some hours after the task is issued."""
+class MilestoneSpec(TextLine):
+    """One ordered step (工作节点) of the task order, by stable code, due some hours after the task is issued."""
 
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
     due_offset_h: float = Field(gt=0, le=24 * 366)
 
 
@@ -50,14 +49,14 @@ class TracingModel(BaseModel):
     source: Source
     entity: Entity | None = Field(None, description="what one task is about; defaults to the source")
     category: Category
-    name_zh: str = ""
-    description: str = Field(min_length=1)
+    name: Texts = Field(description="the model's short name, zh-CN and en")
+    description: Texts
     condition: str = Field(min_length=1, max_length=2000, description="a simpleeval expression, never eval")
     enabled: bool = True
     parameters: dict[str, Any] = {}
-    key_points: list[str] = Field(min_length=1)
-    milestones: list[MilestoneSpec] = Field(min_length=1)
-    measures: list[str] = Field(min_length=1)
+    key_points: list[TextLine] = Field(min_length=1, description="工作要点, by code")
+    milestones: list[MilestoneSpec] = Field(min_length=1, description="工作节点 in order, by stable code")
+    measures: list[TextLine] = Field(min_length=1, description="工作措施, by code")
     deadline_h: float = Field(gt=0)
     examples: Examples
 
@@ -66,10 +65,20 @@ class TracingModel(BaseModel):
         """The kind of entity the model is evaluated on, one task per matching entity."""
         return self.entity or DEFAULT_ENTITY[self.source]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _upgraded(cls, data: Any) -> Any:
+        return upgrade_legacy_model(data)  # a revision saved before the texts were bilingual
+
     @model_validator(mode="after")
     def _checked(self) -> TracingModel:
         if self.entity is None and self.source not in DEFAULT_ENTITY:
             raise ValueError(f"{self.id}: no entity")
+        for what, lines in (("key point", self.key_points), ("milestone", self.milestones),
+                            ("measure", self.measures)):
+            codes = [line.code for line in lines]
+            if len(codes) != len(set(codes)):
+                raise ValueError(f"{self.id}: two {what}s share a code")
         check_condition(self.id, self.condition)
         offsets = [m.due_offset_h for m in self.milestones]
         if offsets != sorted(offsets):

@@ -258,7 +258,7 @@ def fires(model: TracingModel, candidate: Candidate, ctx: _Context, *, strict: b
     if not hit:
         return None
     why = f"; {', '.join(ctx.calls)}" if ctx.calls else ""
-    return f"{model.id}: {model.description} ({candidate.label}{why})"
+    return f"{model.id}: {model.description['en']} ({candidate.label}{why})"  # stored with the order
 
 
 def trace(fact: IncidentReported, *, sources: Sources, index: Index, catalogue: Catalogue,

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.tracing.inputs import MAX_COUNT, StrictIn
 from shared.events import Location, VehicleKind
+from shared.i18n import Lang
+from shared.texts import TextLine
 
 KEY = r"^[A-Za-z0-9_.:-]+$"
 
@@ -238,13 +240,15 @@ MAX_EXAMPLES = 50
 class ModelUpdate(StrictIn):
     """A change to a tracing model; the result is validated (its examples too) and saved as a new version."""
 
-    description: str | None = Field(None, min_length=1, max_length=2000)
+    name: dict[Lang, Annotated[str, Line]] | None = Field(None, description="zh-CN and/or en; the other kept")
+    description: dict[Lang, Annotated[str, Line]] | None = Field(None, description="zh-CN and/or en; the other kept")
     condition: str | None = Field(None, min_length=1, max_length=2000)
     enabled: bool | None = None
     parameters: dict[str, Any] | None = Field(None, max_length=50)
-    key_points: list[Annotated[str, Line]] | None = Field(None, max_length=50)
-    milestones: list[dict[str, Any]] | None = Field(None, max_length=20)
-    measures: list[Annotated[str, Line]] | None = Field(None, max_length=50)
+    key_points: list[TextLine] | None = Field(None, max_length=50, description="[{code, text: {zh-CN, en}}]")
+    milestones: list[dict[str, Any]] | None = Field(None, max_length=20,
+                                                    description="[{code, text: {zh-CN, en}, due_offset_h}]")
+    measures: list[TextLine] | None = Field(None, max_length=50, description="[{code, text: {zh-CN, en}}]")
     deadline_h: float | None = Field(None, gt=0, le=24 * 366, description="hours, at most a year")
     examples: dict[str, Any] | None = Field(None, max_length=2)
 

@@ -19,7 +19,7 @@ from services.tracing.schemas import FiredOut, ModelUpdate, TraceOut
 from shared.auth import Identity
 from shared.db import utcnow
 from shared.errors import Forbidden, Invalid, NotFound
-from shared.events import IncidentReported, Milestone, StationClassified, TaskOrderGenerated, UnitUpserted
+from shared.events import CodedMilestone, IncidentReported, StationClassified, TaskOrderGeneratedV2, UnitUpserted
 from shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -77,11 +77,11 @@ async def trace_incident(session: AsyncSession, *, outbox: Outbox, mirror: Mirro
         issued.append(row)
         if historical:
             continue
-        await outbox.stage(session, TaskOrderGenerated(
+        await outbox.stage(session, TaskOrderGeneratedV2(
             task_id=task_id, incident_id=fact.incident_id, model_id=model.id, model_version=model.version,
             source=model.source, entity_ref=fired.entity_ref, category=model.category, station_id=fact.station_id,
-            location=fact.location, key_points=model.key_points, measures=model.measures,
-            milestones=[Milestone(name=m.name, due_at=now + dt.timedelta(hours=m.due_offset_h))
+            location=fact.location, model_name=model.name, key_points=model.key_points, measures=model.measures,
+            milestones=[CodedMilestone(code=m.code, text=m.text, due_at=now + dt.timedelta(hours=m.due_offset_h))
                         for m in model.milestones],
             deadline_at=now + dt.timedelta(hours=model.deadline_h), reason=fired.reason,
         ), subject=task_id)
@@ -158,7 +158,11 @@ async def update_model(session: AsyncSession, *, catalogue: Catalogue, model_id:
     current = catalogue.get(model_id)
     if current is None:
         raise NotFound(f"tracing model {model_id} not found")
-    body: dict[str, Any] = current.model_dump(mode="json") | change.model_dump(exclude_none=True)
+    current_body = current.model_dump(mode="json")
+    body: dict[str, Any] = current_body | change.model_dump(exclude_none=True)
+    for key in ("name", "description"):  # one language may be changed alone
+        if isinstance(body.get(key), dict):
+            body[key] = current_body[key] | body[key]
     body["version"] = current.version + 1
     try:
         model = TracingModel.model_validate(body)

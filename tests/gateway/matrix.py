@@ -72,6 +72,7 @@ MATRIX: tuple[Line, ...] = (
     # gateway
     Line("POST", "/api/v1/auth/token", EVERYONE),  # checked by its own tests; listed for completeness
     Line("GET", "/api/v1/me", EVERYONE),
+    Line("GET", "/api/v1/labels", EVERYONE),  # anonymous too: texts of codes, no data (test_i18n)
     Line("GET", "/api/v1/audit", ADMIN),
     # dispatch: units and stations
     Line("GET", "/api/v1/units", OFFICERS),

@@ -139,3 +139,38 @@ async def test_the_demo_month_spreads_colours_and_ranks_within_each_mode(assessm
     assert len({r["colour"] for r in rows}) >= 2
     assert sorted((r["mode"], r["rank_in_mode"]) for r in rows) == [
         ("basic", 1), ("basic", 2), ("deep", 1), ("deep", 2), ("full", 1), ("full", 2)]
+
+
+async def _unasked(assessment: Service, path: str, **params: Any) -> Any:
+    """A GET from a caller who names no language (no Accept-Language, no lang=)."""
+    request = assessment.client.build_request("GET", path, params=params, headers=assessment.as_("command"))
+    del request.headers["accept-language"]
+    return await assessment.client.send(request)
+
+
+async def test_downloads_are_chinese_by_default_and_english_on_request(assessment: Service) -> None:
+    await load_example(assessment)
+    xlsx = await _unasked(assessment, "/api/v1/reports/monthly", period="2024-05", format="xlsx")
+    as_csv = await _unasked(assessment, "/api/v1/reports/monthly", period="2024-05", format="csv")
+    data = (await _unasked(assessment, "/api/v1/reports/monthly", period="2024-05")).json()
+    english = await assessment.get("/api/v1/reports/monthly", period="2024-05", format="xlsx", lang="en")
+
+    book = openpyxl.load_workbook(io.BytesIO(xlsx.content))
+    assert book.sheetnames == ["汇总", "工作事项", "排名"]
+    assert [c.value for c in book["工作事项"][1]][:7] == [
+        "板块", "事项编码", "事项名称", "单位", "全区", "上期", "环比变化"]
+    assert [c.value for c in book["排名"][1]][:3] == ["融合模式", "模式内排名", "派出所"]
+    rows = {r[1]: r for r in book["工作事项"].iter_rows(min_row=2, values_only=True)}
+    assert rows["accidents"][2] == "事故警情" and rows["accidents"][4] == 6  # numbers stay numbers
+    red = next(r for r in book["排名"].iter_rows(min_row=2) if r[6].value == "红色")
+    assert red[6].fill.fgColor.rgb.endswith("F4B183")
+    assert book["汇总"]["A1"].value == "报表" and book["汇总"]["B1"].value == "月报"
+    assert book["汇总"]["B3"].value == "2024年5月1日"  # downloads format dates for the reader
+
+    assert as_csv.content.startswith(b"\xef\xbb\xbf")  # the BOM: Excel opens the UTF-8 without mojibake
+    text = as_csv.content.decode("utf-8-sig")
+    assert "# 工作事项" in text and "事故警情" in text
+    assert data["lang"] == "zh-CN" and data["start"] == "2024-05-01"  # JSON keeps ISO 8601
+    assert {i["id"]: i["label"] for i in data["items"]}["accidents"] == "事故警情"
+    assert {r["colour_label"] for r in data["ranking"]} == {"黄色", "红色"}
+    assert openpyxl.load_workbook(io.BytesIO(english.content)).sheetnames == ["Summary", "Items", "Ranking"]

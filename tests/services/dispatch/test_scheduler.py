@@ -11,7 +11,7 @@ from sqlalchemy import select
 from services.dispatch import scheduler
 from services.dispatch.models import TaskOrder
 from shared.db import utcnow
-from shared.events import TaskEscalated, TaskOverdue
+from shared.events import TaskEscalated, TaskOverdueV2
 from tests.helpers import eventually
 from tests.services.dispatch.support import Svc, order, receive, running, settings_for, staged
 
@@ -43,7 +43,7 @@ async def test_two_replicas_mark_overdue_and_escalate_each_order_exactly_once_an
         assert sum(t.overdue for t in by_replica) == len(everything)  # each replica counts only what it committed
         assert sum(t.milestones for t in by_replica) == len(late)
         assert sum(t.escalated for t in by_replica) == len(everything)
-        overdue = await staged(a, TaskOverdue.subject)
+        overdue = await staged(a, TaskOverdueV2.subject)
         escalated = await staged(a, TaskEscalated.subject)
         assert Counter((e["task_id"], e["milestone"]) for e in overdue) == Counter(
             [(t, None) for t in everything] + [(t, "visit") for t in late])
@@ -86,4 +86,4 @@ async def test_a_tick_leaves_submitted_orders_alone_and_an_extension_makes_an_or
     repeat = await scheduler.tick(svc.rt, now=utcnow() + dt.timedelta(seconds=5), grace_s=3600)
 
     assert (first.overdue, second.overdue, repeat.overdue) == (1, 1, 0)
-    assert [e["task_id"] for e in await staged(svc, TaskOverdue.subject)] == [again, again]
+    assert [e["task_id"] for e in await staged(svc, TaskOverdueV2.subject)] == [again, again]

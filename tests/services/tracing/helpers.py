@@ -14,7 +14,7 @@ from shared.events import (
     Location,
     PartyFacts,
     PersonFacts,
-    TaskOrderGenerated,
+    TaskOrderGeneratedV2,
     UnitUpserted,
     VehicleFacts,
 )
@@ -43,12 +43,12 @@ def incident_envelope(*, drunk: bool, incident_id: str | None = None, truck: boo
     return envelope_of(fact)
 
 
-async def task_messages(t: Service) -> list[TaskOrderGenerated]:
+async def task_messages(t: Service) -> list[TaskOrderGeneratedV2]:
     """Every task order on the TRACING stream so far, each published with its event id as Nats-Msg-Id."""
     found = []
-    for envelope, headers in await t.stream("tracing", TaskOrderGenerated):
+    for envelope, headers in await t.stream("tracing", TaskOrderGeneratedV2):
         assert headers.get("Nats-Msg-Id") == envelope.id
-        found.append(TaskOrderGenerated.model_validate(envelope.data))
+        found.append(TaskOrderGeneratedV2.model_validate(envelope.data))
     return found
 
 

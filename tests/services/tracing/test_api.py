@@ -102,3 +102,27 @@ async def test_a_registered_hazard_and_a_disabled_model_change_what_fires(tracin
     body = (await tracing.client.get(path, headers=admin)).json()
     assert [(f["model_id"], f["entity_ref"]) for f in body["fired"]] == [("R01", "hazard:hz-1")]
     assert body["sources"]["road"][0]["open_hazards"][0]["id"] == "hz-1"
+
+
+async def test_an_admin_edits_a_models_texts_in_either_language(tracing: Service) -> None:  # noqa: F811
+    admin = auth(tracing.settings, "admin")
+    path = "/api/v1/tracing/models/P01"
+    zh_only = await tracing.client.put(path, json={"description": {"zh-CN": "驾驶人酒驾或毒驾"}}, headers=admin)
+    milestones = [{"code": "case_opened", "text": {"zh-CN": "立案审查", "en": "case opened"}, "due_offset_h": 24},
+                  {"code": "penalty_decided", "text": {"zh-CN": "作出处罚决定", "en": "penalty decided"},
+                   "due_offset_h": 168}]
+    steps = await tracing.client.put(path, json={"milestones": milestones}, headers=admin)
+    half = await tracing.client.put(path, json={"key_points": [{"code": "k1", "text": {"en": "only English"}}]},
+                                    headers=admin | {"accept-language": "zh-CN"})
+    old_shape = await tracing.client.put(path, json={"key_points": ["a plain string"]}, headers=admin)
+    twice = await tracing.client.put(path, json={"milestones": [milestones[0], milestones[0] | {
+        "due_offset_h": 48}]}, headers=admin)
+    model = (await tracing.client.get(path, headers=admin)).json()
+
+    assert zh_only.status_code == steps.status_code == 200
+    assert zh_only.json()["description"] == {"zh-CN": "驾驶人酒驾或毒驾", "en": "a party drove drunk or drugged"}
+    assert model["version"] == 3 and [m["text"]["zh-CN"] for m in model["milestones"]] == ["立案审查", "作出处罚决定"]
+    problem = assert_problem(half, 422)
+    assert problem["title"] == "输入无效" and "key_points" in problem["detail"]  # names the field, in Chinese
+    assert_problem(old_shape, 422)
+    assert "share a code" in assert_problem(twice, 422)["detail"]

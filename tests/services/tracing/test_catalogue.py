@@ -143,3 +143,19 @@ def test_task_id_is_deterministic() -> None:
                                    ("inc-1", "P01", "person:abd")])
 def test_task_id_differs_per_incident_model_and_entity(other: tuple[str, str, str]) -> None:
     assert task_id_for(*other) != task_id_for("inc-1", "P01", "person:abc")
+
+
+def test_a_model_saved_before_bilingual_texts_loads_with_codes_and_chinese() -> None:
+    legacy = _model_dict("P01")
+    legacy |= {"name_zh": legacy["name"]["zh-CN"], "description": legacy["description"]["en"],
+               "key_points": [k["text"]["en"] for k in legacy["key_points"]],
+               "measures": [m["text"]["en"] for m in legacy["measures"]] + ["edited later, English only"],
+               "milestones": [{"name": m["text"]["en"], "due_offset_h": m["due_offset_h"]}
+                              for m in legacy["milestones"]]}
+    del legacy["name"]
+    model = TracingModel.model_validate(legacy)
+    assert [m.code for m in model.milestones] == ["case_opened", "penalty_decided", "education_session_held"]
+    assert model.milestones[0].text == {"zh-CN": "立案", "en": "case opened"}
+    assert model.description["zh-CN"] == "当事人酒后或吸毒后驾驶机动车" and model.name["zh-CN"] == "酒驾毒驾"
+    assert [m.code for m in model.measures] == ["m1", "m2", "m3", "m4"]
+    assert model.measures[3].text == {"zh-CN": "edited later, English only", "en": "edited later, English only"}

@@ -26,7 +26,7 @@ async def test_a_drunk_driver_yields_one_p01_task_order_on_the_tracing_stream(tr
     async def task_published() -> bool:
         return len(await task_messages(tracing)) >= 1
 
-    await eventually(task_published, what="a tracing.task.generated.v1 message")
+    await eventually(task_published, what="a tracing.task.generated.v2 message")
     [task] = await task_messages(tracing)
     assert task.model_id == "P01"
     assert task.incident_id == envelope.data["incident_id"]
@@ -34,6 +34,10 @@ async def test_a_drunk_driver_yields_one_p01_task_order_on_the_tracing_stream(tr
     assert task.category == "personal_penalty"
     assert task.entity_ref == "person:" + "ab" * 16
     assert task.milestones and task.deadline_at > utcnow()
+    # v2: codes with both texts of the model version that issued the order
+    assert [m.code for m in task.milestones] == ["case_opened", "penalty_decided", "education_session_held"]
+    assert task.milestones[0].text == {"zh-CN": "立案", "en": "case opened"}
+    assert task.model_name and task.model_name["zh-CN"] == "酒驾毒驾" and task.model_version == 1
     fired = await tracing.client.get(f"/api/v1/tracing/incidents/{task.incident_id}/fired",
                                      headers=auth(tracing.settings, "command"))
     assert [(f["model_id"], f["task_id"]) for f in fired.json()] == [("P01", task.task_id)]

@@ -280,8 +280,8 @@ async def test_two_replicas_editing_one_model_at_once_give_the_second_a_409(repl
         await service.update_model(session, catalogue=mirror_a.models, model_id="R02", change=ModelUpdate(
             enabled=False), viewer=Identity(username="admin-a", role="admin", unit_id=None))
         await session.flush()
-        put_on_b = asyncio.create_task(b.client.put("/api/v1/tracing/models/R02", json={"description": "edited on B"},
-                                                    headers=b.admin))
+        put_on_b = asyncio.create_task(b.client.put(
+            "/api/v1/tracing/models/R02", json={"description": {"en": "edited on B"}}, headers=b.admin))
 
         async def b_waits_for_a() -> bool:
             async with a.rt.sessions() as probe:
@@ -294,4 +294,4 @@ async def test_two_replicas_editing_one_model_at_once_give_the_second_a_409(repl
     refused = await put_on_b
     assert_problem(refused, 409)
     model = (await b.client.get("/api/v1/tracing/models/R02", headers=b.admin)).json()
-    assert (model["version"], model["enabled"], model["description"] == "edited on B") == (2, False, False)
+    assert (model["version"], model["enabled"], model["description"]["en"] == "edited on B") == (2, False, False)
