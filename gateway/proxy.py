@@ -51,9 +51,11 @@ WWW_AUTHENTICATE = 'Bearer realm="jiaozhi"'
 class Refused(Exception):
     """A request stopped at the gateway, with its problem."""
 
-    def __init__(self, status: int, kind: str, title: str, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, kind: str, title: str, detail: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
         super().__init__(detail)
         self.status, self.kind, self.title, self.detail, self.headers = status, kind, title, detail, headers or {}
+        self.extra = extra
 
 
 @dataclass
@@ -117,10 +119,10 @@ def problem_body(status: int, kind: str, title: str, detail: str, instance: str,
 
 
 async def send_problem(send: Send, status: int, kind: str, title: str, detail: str, instance: str,
-                       headers: dict[str, str] | None = None, *, lang: Lang = "en") -> None:
+                       headers: dict[str, str] | None = None, *, lang: Lang = "en", **extra: Any) -> None:
     """Answer with a problem+json document, its title and detail in the caller's language."""
     title, detail = localised(kind, lang, title, detail)
-    body = problem_body(status, kind, title, detail, instance)
+    body = problem_body(status, kind, title, detail, instance, **extra)
     raw = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -169,7 +171,7 @@ class Proxy:
         except Refused as exc:
             status = exc.status
             await send_problem(send, exc.status, exc.kind, exc.title, exc.detail, path, exc.headers,
-                               lang=scope_language(scope))
+                               lang=scope_language(scope), **exc.extra)
         except Exception:
             log.exception("unhandled error forwarding %s %s", scope["method"], path)
             if not started:
@@ -225,7 +227,8 @@ class Proxy:
                 continue
             maximum = self.core.settings.max_page_size
             if not value.isdigit() or not 1 <= int(value) <= maximum:
-                raise Refused(422, "validation", "Invalid input", f"limit must be an integer from 1 to {maximum}")
+                raise Refused(422, "limit-out-of-range", "Limit out of range",
+                              f"limit must be an integer from 1 to {maximum}", parameter="limit", maximum=maximum)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         maximum = self.core.settings.max_body_bytes

@@ -17,7 +17,7 @@ from tests.services.dispatch.support import Svc, order, receive, running, settin
 
 GRACE_S = 0.6
 INTERVAL_S = 0.1
-LATE_S = 5.0  # at most this late (a day-long order stays untouched)
+LATE_S = 10.0  # at most this late on a loaded machine (a day-long order stays untouched)
 
 
 async def test_two_replicas_mark_overdue_and_escalate_each_order_exactly_once_and_on_time(
