@@ -36,7 +36,7 @@ TEARDOWN_S = 30.0
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, what: str, timeout: float = 10.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], *, what: str, timeout: float = 30.0) -> None:
     """Poll `check` until it holds, failing after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not await check():

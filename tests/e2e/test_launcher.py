@@ -76,7 +76,7 @@ def test_up_runs_the_first_slice_and_a_restart_keeps_the_data(tmp_path: Path) ->
 
     launcher = start_launcher(tmp_path, base, nats_port)
     try:
-        wait_demo_loaded(gateway, launcher, timeout=60)
+        wait_demo_loaded(gateway, launcher, timeout=240)  # the whole demo; slow on a loaded machine
         assert "demo district already loaded" in launcher.output  # a restart keeps the district, adds nothing
         with httpx.Client(base_url=gateway) as http:
             kept = http.get(f"/api/v1/incidents/{incident['id']}", headers=login(gateway, "command"))
