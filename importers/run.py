@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,3 +56,13 @@ def run_import(name: str, incidents: list[tuple[str, dict[str, Any]]], rejected:
                 console.print(f"  {key} rejected: {count} × {reason}")
     summary["ids"] = tally.ids
     return summary
+
+
+def cli(name: str, description: str | None, read: Callable[[Path], tuple[Any, Any, dict[str, Any]]],
+        argv: list[str] | None = None) -> dict[str, Any]:
+    """An importer's command: read DATA_DIR (the rest of the arguments are `run_import`'s), send, summarise."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("data_dir", type=Path)
+    args, rest = parser.parse_known_args(argv)
+    items, rejected, villages = read(args.data_dir)
+    return run_import(name, items, rejected, {"villages": list(villages.values())}, rest)

@@ -5,7 +5,6 @@ Mapping choices and fields without an equivalent: docs/TRACING.md ("STATS19").
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
 from collections import defaultdict
@@ -121,13 +120,9 @@ def read(data_dir: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str], d
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Import a STATS19 folder through the gateway and print the summary."""
-    from importers.run import run_import
+    from importers.run import cli
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("data_dir", type=Path)
-    args, rest = parser.parse_known_args(argv)
-    items, rejected, villages = read(args.data_dir)
-    return run_import("STATS19", items, rejected, {"villages": list(villages.values())}, rest)
+    return cli("STATS19", __doc__, read, argv)
 
 
 if __name__ == "__main__":

@@ -343,11 +343,15 @@ async def list_incidents(session: AsyncSession, *, viewer: Identity, request: Pa
 
 async def get_incident(session: AsyncSession, *, viewer: Identity, incident_id: str) -> Incident:
     """One incident in the viewer's jurisdiction (NotFound otherwise, so existence does not leak)."""
-    stmt = select(Incident).where(Incident.id == incident_id)
-    scope = await incident_scope(session, viewer)
+    return await one_in_scope(session, Incident, incident_id, await incident_scope(session, viewer), "incident")
+
+
+async def one_in_scope(session: AsyncSession, table: Any, row_id: str, scope: Any, what: str) -> Any:
+    """The row with this id if the scope's WHERE clause (None: no limit) holds it; NotFound otherwise."""
+    stmt = select(table).where(table.id == row_id)
     if scope is not None:
         stmt = stmt.where(scope)
-    incident = (await session.execute(stmt)).scalar()
-    if incident is None:
-        raise NotFound(f"incident {incident_id} not found")
-    return incident
+    row = (await session.execute(stmt)).scalar()
+    if row is None:
+        raise NotFound(f"{what} {row_id} not found")
+    return row

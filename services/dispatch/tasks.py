@@ -14,7 +14,7 @@ from services.dispatch.directory import Directory
 from services.dispatch.lifecycle import OPEN, STEPS, step_for
 from services.dispatch.models import TaskHistory, TaskOrder, Unit
 from services.dispatch.routing import RoutingTable
-from services.dispatch.service import may_act_for, zone_station_ids
+from services.dispatch.service import may_act_for, one_in_scope, zone_station_ids
 from services.dispatch.task_views import BulkIn, BulkItemResult, BulkOut, TaskOut, TransitionIn
 from shared.auth import Identity
 from shared.db import insert_ignoring_duplicates, utcnow
@@ -131,14 +131,7 @@ async def task_scope(session: AsyncSession, viewer: Identity) -> Any:
 
 
 async def _scoped_task(session: AsyncSession, viewer: Identity, task_id: str) -> TaskOrder:
-    stmt = select(TaskOrder).where(TaskOrder.id == task_id)
-    scope = await task_scope(session, viewer)
-    if scope is not None:
-        stmt = stmt.where(scope)
-    task = (await session.execute(stmt)).scalar()
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
-    return task
+    return await one_in_scope(session, TaskOrder, task_id, await task_scope(session, viewer), "task")
 
 
 async def list_tasks(session: AsyncSession, *, viewer: Identity, status: str | None = None,
