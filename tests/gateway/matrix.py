@@ -150,9 +150,7 @@ FIXED_PARAMS = {"key": "no-such-key", "model_id": "P01", "run_id": "no-such-run"
                 "kind": "daily"}
 
 #: (method, path, role) where a service answers more leniently than the matrix when called directly
-#: (the gateway refuses these; the service should too). Listed so the gap stays visible: the direct
-#: check is a strict xfail, so a fixed service makes it fail until its line is removed here.
-SERVICE_GAPS: dict[tuple[str, str, str], str] = {
-    **{("GET", path, "platform"): "service lets a platform read it" for path in (
-        "/api/v1/units", "/api/v1/units/{unit_id}", "/api/v1/stations", "/api/v1/classification/modes")},
-}
+#: (the gateway refuses these; the service should too). Listed so a gap stays visible: the direct
+#: check is a strict xfail, so a fixed service makes it fail until its line is removed here. None left:
+#: every service decides jurisdiction through shared/scope.py as the gateway does.
+SERVICE_GAPS: dict[tuple[str, str, str], str] = {}
