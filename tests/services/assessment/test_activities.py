@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.helpers import Service, assert_problem
+from tests.helpers import Service, assert_problem, every_item
 from tests.services.assessment.helpers import unit
 
 
@@ -136,13 +136,7 @@ async def test_activities_page_by_day_and_id_within_the_callers_zone(assessment:
     await assessment.post("/api/v1/activities:batch", [
         record(f"p-{i}", station_id=("ps-a", "ps-b", "ps-c")[i % 3], occurred_at=f"2024-05-0{1 + i % 4}T10:00:00+08:00")
         for i in range(9)])
-    seen: list[tuple[str, str]] = []
-    cursor = None
-    for _ in range(5):
-        page = (await assessment.get("/api/v1/activities", "squadron", "sq-1", limit=2,
-                                     **({"cursor": cursor} if cursor else {}))).json()
-        seen += [(a["day"], a["id"]) for a in page["items"]]
-        if (cursor := page["next_cursor"]) is None:
-            break
+    seen = [(a["day"], a["id"]) for a in await every_item(assessment.client, "/api/v1/activities", limit=2,
+                                                          headers=assessment.as_("squadron", "sq-1"))]
 
     assert len(seen) == 6 and seen == sorted(seen)  # ps-c is in another zone

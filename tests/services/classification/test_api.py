@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from services.classification.models import OUTBOX, ClassificationRun, Station
 from shared.events import StationClassified
-from tests.helpers import Service, assert_problem, eventually
+from tests.helpers import Service, assert_problem, eventually, every_item
 from tests.services.classification.helpers import (
     DEMO,
     EXPECTED_MODES,
@@ -148,13 +148,8 @@ async def test_a_run_id_that_does_not_exist_is_404(classification: Service) -> N
 
 async def test_modes_are_a_page_of_the_callers_stations_and_refused_to_a_platform(classification: Service) -> None:
     c = classification
-    seen, cursor = [], None
-    for _ in range(4):
-        page = (await c.client.get("/api/v1/classification/modes", headers=c.as_("command"),
-                                   params={"limit": 4} | ({"cursor": cursor} if cursor else {}))).json()
-        seen += [m["station_id"] for m in page["items"]]
-        if (cursor := page["next_cursor"]) is None:
-            break
+    seen = [m["station_id"] for m in await every_item(c.client, "/api/v1/classification/modes",
+                                                      headers=c.as_("command"), limit=4)]
     zone = (await c.client.get("/api/v1/classification/modes", headers=c.as_("squadron", "sq-fringe"))).json()
     own = (await c.client.get("/api/v1/classification/modes", headers=c.as_("station", "ps-yiqiao"))).json()
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from services.tracing.models import Person, TracedIncident, Village
 from shared.db import utcnow
 from shared.events import IncidentReported, Location, PartyFacts, PersonFacts, VehicleFacts
-from tests.helpers import Service, assert_problem, auth, eventually
+from tests.helpers import Service, assert_problem, auth, eventually, every_item
 from tests.services.tracing.helpers import envelope_of
 
 pytestmark = pytest.mark.usefixtures("tracing")
@@ -126,14 +126,7 @@ async def test_nan_in_a_model_update_is_422(tracing: Service) -> None:  # noqa: 
 
 async def test_the_catalogue_pages_like_every_list(tracing: Service) -> None:  # noqa: F811
     h = auth(tracing.settings, "command")
-    seen: list[str] = []
-    cursor = None
-    for _ in range(4):
-        page = (await tracing.client.get("/api/v1/tracing/models", headers=h,
-                                         params={"limit": 10} | ({"cursor": cursor} if cursor else {}))).json()
-        seen += [m["id"] for m in page["items"]]
-        if (cursor := page["next_cursor"]) is None:
-            break
+    seen = [m["id"] for m in await every_item(tracing.client, "/api/v1/tracing/models", headers=h, limit=10)]
     assert len(seen) == 24 and seen == sorted(set(seen))
     too_many = assert_problem(await tracing.client.get("/api/v1/tracing/models", headers=h, params={"limit": 501}), 422)
     assert (too_many["type"].rsplit("/", 1)[1], too_many["parameter"]) == ("limit-out-of-range", "limit")
@@ -149,3 +142,10 @@ async def test_a_bad_ndjson_line_is_rejected_on_its_own(tracing: Service) -> Non
     not_a_batch = assert_problem(await tracing.client.post("/api/v1/villages:batch", json={"id": "v"},
                                                            headers=auth(tracing.settings, "admin")), 422)
     assert not_a_batch["type"].endswith("/invalid-batch")
+
+
+async def test_a_registry_pages_through_every_record_once(tracing: Service) -> None:  # noqa: F811
+    h = auth(tracing.settings, "admin")
+    await tracing.client.post("/api/v1/villages:batch", headers=h, json=[{"id": f"v-page-{i}"} for i in range(7)])
+    seen = [v["id"] for v in await every_item(tracing.client, "/api/v1/villages", headers=h, limit=3)]
+    assert seen == [f"v-page-{i}" for i in range(7)]
