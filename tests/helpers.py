@@ -54,6 +54,23 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
+async def every_item(client: httpx.AsyncClient, path: str, *, headers: dict[str, str], limit: int,
+                     most: int = 50, **params: Any) -> list[dict[str, Any]]:
+    """A list's items walked page by page (`limit` each, following `next_cursor` until it is null)."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(most):
+        response = await client.get(path, headers=headers,
+                                    params={**params, "limit": limit, **({"cursor": cursor} if cursor else {})})
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert len(page["items"]) <= limit
+        items += page["items"]
+        if (cursor := page["next_cursor"]) is None:
+            return items
+    raise AssertionError(f"{path} did not end within {most} pages")
+
+
 def auth(settings: Settings, role: str, unit_id: str | None = None, username: str | None = None) -> dict[str, str]:
     """An Authorization header for a role, as the gateway passes it on to a service (an internal token)."""
     identity = Identity(username=username or unit_id or role, role=role, unit_id=unit_id)  # type: ignore[arg-type]

@@ -16,14 +16,16 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from services.assessment import board, history, jobs, periods, records, reports, service, stations
 from services.assessment.inputs import MONTH
-from services.assessment.models import Activity
+from services.assessment.models import Activity, HistoryMeasure
 from services.assessment.schemas import (
+    ActivityBatchOut,
     ActivityIn,
     ActivityOut,
-    BatchOut,
+    ActivityResult,
     BoardOut,
+    HistoryBatchOut,
     HistoryIn,
-    HistoryOut,
+    HistoryResult,
     HistoryRowOut,
     IndicatorChangeIn,
     IndicatorVersionOut,
@@ -33,12 +35,13 @@ from services.assessment.schemas import (
     TalliesOut,
 )
 from shared.auth import Identity
+from shared.batch import batch_body_schema, read_batch, validated
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.i18n import Lang, LanguageDep
-from shared.inputs import storable_text
-from shared.pagination import Page, decode_cursor, encode_cursor
+from shared.pagination import Keyset, Page, PageDep, page_list
 from shared.runtime import CallerDep, Runtime, RuntimeDep
+from shared.scope import Scope
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -48,21 +51,28 @@ MEDIA = {"csv": "text/csv; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
-def _officer(who: Identity) -> None:
-    """Refuse a platform client, as the gateway does: a platform writes activities and reads back only those."""
-    if who.role == "platform":
-        raise Forbidden("a platform client may only record activities and read back its own")
+def _officer(who: Identity) -> Scope:
+    """The caller's scope; a platform client is refused, as the gateway does (it writes activities and reads back
+    only those)."""
+    return Scope.of(who, what="assessment figures (it records activities and reads back its own)")
+
+
+def _district_only(who: Identity, what: str) -> None:
+    if not Scope.of(who, platforms=True).whole:
+        raise Forbidden(f"only the command centre {what}")
 
 
 @router.get("/assessment/tallies", response_model=TalliesOut, tags=["assessment"])
 async def tallies(rt: RuntimeDep, who: CallerDep,
                   period: Annotated[str, Query(pattern=MONTH)]) -> TalliesOut:
-    """Incidents, casualties and task orders per station for a month (a station sees its own row); officers only."""
-    _officer(who)
+    """Incidents, casualties and task orders per station for a month (a station its own row, a squadron its zone's);
+    officers only."""
+    scope = _officer(who)
     async with rt.sessions() as session:
         rows = await service.tallies(session, period=period)
-    if not who.sees_whole_district:
-        rows = [r for r in rows if r.station_id == who.unit_id]
+        if not scope.whole:
+            shown = stations.visible(who, await stations.stations(session))
+            rows = [r for r in rows if r.station_id in shown]
     return TalliesOut(period=period, stations=rows)
 
 
@@ -90,34 +100,16 @@ async def record_activity(data: ActivityIn, rt: RuntimeDep, who: CallerDep, resp
     return records.activity_out(activity, known=known)
 
 
-async def _batch_body(request: Request) -> list[Any]:
-    raw = await request.body()
-    if request.headers.get("content-type", "").startswith("application/x-ndjson"):
-        try:
-            return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise Invalid(f"malformed NDJSON: {exc}") from exc
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid(f"malformed JSON: {exc}") from exc
-    if not isinstance(body, list):
-        raise Invalid("a batch is a JSON array (or NDJSON with content-type application/x-ndjson)")
-    return body
-
-
-@router.post("/activities:batch", response_model=BatchOut, tags=["activities"],
-             openapi_extra={"requestBody": {"content": {
-                 "application/json": {"schema": {"type": "array", "items": ActivityIn.model_json_schema()}},
-                 "application/x-ndjson": {"schema": {"type": "string"}}}}})
-async def record_activities(request: Request, rt: RuntimeDep, who: CallerDep) -> BatchOut:
+@router.post("/activities:batch", response_model=ActivityBatchOut, tags=["activities"],
+             openapi_extra={"requestBody": batch_body_schema("#/components/schemas/ActivityIn")})
+async def record_activities(request: Request, rt: RuntimeDep, who: CallerDep) -> ActivityBatchOut:
     """Up to 1000 activity records (JSON array or NDJSON); per-item 201/200/422; idempotent on external_id."""
-    raw = await _batch_body(request)
+    valid, rejected = validated(await read_batch(request), ActivityIn, ActivityResult)
     for attempt in range(2):
         try:
             async with rt.transaction() as session:
-                return await records.record_batch(session, outbox=rt.outbox, raw=raw, who=who,
-                                                  tz=rt.settings.timezone)
+                return await records.record_batch(session, outbox=rt.outbox, valid=valid, rejected=rejected,
+                                                  who=who, tz=rt.settings.timezone)
         except IntegrityError:  # a concurrent writer took some external_ids: the retry finds them
             if attempt:
                 raise
@@ -125,17 +117,16 @@ async def record_activities(request: Request, rt: RuntimeDep, who: CallerDep) ->
 
 
 @router.get("/activities", response_model=Page[ActivityOut], tags=["activities"])
-async def list_activities(rt: RuntimeDep, who: CallerDep, station_id: str | None = None, kind: str | None = None,
-                          since: dt.date | None = None, until: dt.date | None = None,
-                          limit: Annotated[int, Query(ge=1, le=500)] = 100, cursor: str | None = None) -> Page:
+async def list_activities(rt: RuntimeDep, who: CallerDep, page: PageDep, station_id: str | None = None,
+                          kind: str | None = None, since: dt.date | None = None,
+                          until: dt.date | None = None) -> Page[ActivityOut]:
     """Activity records in the caller's jurisdiction (a platform: those it recorded), by day then id."""
+    scope = Scope.of(who, platforms=True, what="activities")
     async with rt.sessions() as session:
         stmt = select(Activity)
-        if who.role == "platform":
-            stmt = stmt.where(Activity.recorded_by == who.username)
-        elif not who.sees_whole_district:
-            shown = stations.visible(who, await stations.stations(session))
-            stmt = stmt.where(Activity.station_id.in_(list(shown)))
+        zone = stations.visible(who, await stations.stations(session)) if scope.kind == "zone" else {}
+        if (where := scope.clause(Activity.station_id, zone=zone, owner=Activity.recorded_by)) is not None:
+            stmt = stmt.where(where)
         if station_id:
             stmt = stmt.where(Activity.station_id == station_id)
         if kind:
@@ -144,20 +135,9 @@ async def list_activities(rt: RuntimeDep, who: CallerDep, station_id: str | None
             stmt = stmt.where(Activity.day >= since)
         if until:
             stmt = stmt.where(Activity.day <= until)
-        if key := decode_cursor(cursor):
-            try:
-                after = (dt.date.fromisoformat(key[0]), str(key[1]))
-            except (ValueError, IndexError, TypeError) as exc:
-                raise Invalid("malformed cursor") from exc
-            if storable_text(after[1]) is not None:
-                raise Invalid("malformed cursor")
-            stmt = stmt.where((Activity.day > after[0]) | ((Activity.day == after[0]) & (Activity.id > after[1])))
-        rows = list((await session.execute(stmt.order_by(Activity.day, Activity.id).limit(limit + 1))).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, next_cursor = await Keyset(Activity.day, Activity.id).page(session, stmt, page)
         known = await stations.known_stations(session, [a.station_id for a in rows])
-    return Page(items=[records.activity_out(a, known=a.station_id in known) for a in rows],
-                next_cursor=encode_cursor(rows[-1].day, rows[-1].id) if more else None)
+    return Page(items=[records.activity_out(a, known=a.station_id in known) for a in rows], next_cursor=next_cursor)
 
 
 # --- indicators ----------------------------------------------------------------------------------
@@ -175,12 +155,13 @@ async def indicators(rt: RuntimeDep, who: CallerDep,
     return service.version_out(next((v for v in all_versions if v.version == number), None), iset)
 
 
-@router.get("/indicators/versions", response_model=list[IndicatorVersionOut], tags=["indicators"])
-async def indicator_versions(rt: RuntimeDep, who: CallerDep) -> list[IndicatorVersionOut]:
-    """Every version: 0 (the defaults) and each change, with its scope."""
+@router.get("/indicators/versions", response_model=Page[IndicatorVersionOut], tags=["indicators"])
+async def indicator_versions(rt: RuntimeDep, who: CallerDep, page: PageDep) -> Page[IndicatorVersionOut]:
+    """Every version, oldest first: 0 (the defaults) and each change, with its scope."""
     _officer(who)
     async with rt.sessions() as session:
-        return [service.version_out(None)] + [service.version_out(v) for v in await service.versions(session)]
+        every = [service.version_out(None)] + [service.version_out(v) for v in await service.versions(session)]
+    return page_list(every, page, key=lambda v: f"{v.version:010d}")  # a string key that sorts like the number
 
 
 @router.put("/indicators", response_model=IndicatorVersionOut, status_code=201, tags=["indicators"])
@@ -237,8 +218,7 @@ async def recompute(rt: RuntimeDep, who: CallerDep,
                     period: Annotated[str | None, Query(pattern=MONTH)] = None
                     ) -> dict[str, Any]:
     """Command/admin: re-score a month now (default: every month with changed records); announce changes."""
-    if not who.sees_whole_district:
-        raise Forbidden("only the command centre re-scores")
+    _district_only(who, "re-scores")
     async with rt.transaction() as session:
         if period:
             known = await stations.stations(session)
@@ -251,35 +231,34 @@ async def recompute(rt: RuntimeDep, who: CallerDep,
 
 # --- historical measures ---------------------------------------------------------------------------
 
-@router.put("/assessment/history", response_model=HistoryOut, tags=["assessment"],
-            openapi_extra={"requestBody": {"content": {
-                "application/json": {"schema": {"type": "array", "items": HistoryIn.model_json_schema()}},
-                "application/x-ndjson": {"schema": {"type": "string"}}}}})
-async def import_history(request: Request, rt: RuntimeDep, who: CallerDep) -> HistoryOut:
+@router.put("/assessment/history", response_model=HistoryBatchOut, tags=["assessment"],
+            openapi_extra={"requestBody": batch_body_schema("#/components/schemas/HistoryIn")})
+async def import_history(request: Request, rt: RuntimeDep, who: CallerDep) -> HistoryBatchOut:
     """Admin/platform: precomputed monthly measures per station `[{station_id, month, measures}]` (≤ 1000),
     idempotent per (station, month, measure); used only for station-months without records."""
-    raw = await _batch_body(request)
+    valid, rejected = validated(await read_batch(request), HistoryIn, HistoryResult)
     for attempt in range(2):
         try:
             async with rt.transaction() as session:
-                return await history.import_history(session, raw=raw, who=who)
+                return await history.import_history(session, valid=valid, rejected=rejected, who=who)
         except IntegrityError:  # a concurrent import inserted the same key first: the retry updates it
             if attempt:
                 raise
     raise AssertionError("unreachable")
 
 
-@router.get("/assessment/history", response_model=list[HistoryRowOut], tags=["assessment"])
-async def list_history(rt: RuntimeDep, who: CallerDep, station_id: str | None = None,
-                       month: Annotated[str | None, Query(pattern=MONTH)] = None
-                       ) -> list[HistoryRowOut]:
-    """Imported history rows (at most 10,000), in the caller's jurisdiction; officers only."""
-    _officer(who)
+@router.get("/assessment/history", response_model=Page[HistoryRowOut], tags=["assessment"])
+async def list_history(rt: RuntimeDep, who: CallerDep, page: PageDep, station_id: str | None = None,
+                       month: Annotated[str | None, Query(pattern=MONTH)] = None) -> Page[HistoryRowOut]:
+    """Imported history rows by station, month and measure, in the caller's jurisdiction; officers only."""
+    scope = _officer(who)
     async with rt.sessions() as session:
-        shown = None if who.sees_whole_district else set(
-            stations.visible(who, await stations.stations(session)))
-        found = await history.rows(session, station_id=station_id, month=month, shown=shown)
-    return [HistoryRowOut.model_validate(r, from_attributes=True) for r in found]
+        zone = stations.visible(who, await stations.stations(session)) if scope.kind == "zone" else {}
+        stmt = history.rows(station_id=station_id, month=month, where=scope.clause(HistoryMeasure.station_id,
+                                                                                   zone=zone))
+        found, next_cursor = await Keyset(HistoryMeasure.station_id, HistoryMeasure.month,
+                                          HistoryMeasure.measure).page(session, stmt, page)
+    return Page(items=[HistoryRowOut.model_validate(r, from_attributes=True) for r in found], next_cursor=next_cursor)
 
 
 # --- the daily board ------------------------------------------------------------------------------

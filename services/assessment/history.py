@@ -17,7 +17,6 @@ from collections import defaultdict
 from functools import cache
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,15 +25,15 @@ from services.assessment.catalogue import default_set
 from services.assessment.items import catalogue as report_catalogue
 from services.assessment.models import HistoryMeasure, Measure
 from services.assessment.records import mark_dirty
-from services.assessment.schemas import BatchError, HistoryIn, HistoryItemResult, HistoryOut
+from services.assessment.schemas import HistoryBatchOut, HistoryIn, HistoryResult
 from services.assessment.stations import announced_kinds
 from shared.auth import Identity
+from shared.batch import ItemError
 from shared.db import utcnow
-from shared.errors import Forbidden, Invalid
+from shared.errors import Forbidden
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 1000
 #: friendly names accepted on import, stored as the measure they stand for
 ALIASES = {"accidents": "incident.accident", "deaths": "accident_deaths", "injuries": "accident_injuries"}
 
@@ -69,32 +68,25 @@ def _months(start: dt.date, end: dt.date) -> list[str]:
 
 # --- import ------------------------------------------------------------------------------------------
 
-def _parse(raw: list[Any]) -> tuple[list[tuple[int, HistoryIn]], list[HistoryItemResult]]:
-    if len(raw) > MAX_BATCH:
-        raise Invalid(f"a history import holds at most {MAX_BATCH} items, got {len(raw)}")
-    good, bad = [], []
+def _checked(valid: list[tuple[int, HistoryIn]], rejected: dict[int, HistoryResult],
+             ) -> tuple[list[tuple[int, HistoryIn]], dict[int, HistoryResult]]:
+    """Of the items that match the schema, those whose measures are known and finite."""
+    good, bad = [], dict(rejected)
     allowed = known_measures()
-    for index, obj in enumerate(raw):
-        try:
-            item = HistoryIn.model_validate(obj)
-        except ValidationError as exc:
-            bad.append(HistoryItemResult(index=index, status=422, errors=[
-                BatchError(loc=[str(x) if not isinstance(x, int) else x for x in e["loc"]], msg=e["msg"])
-                for e in exc.errors()]))
-            continue
-        errors = [BatchError(loc=["measures", name], msg=f"unknown measure (one of {sorted(allowed)})")
+    for index, item in valid:
+        errors = [ItemError(loc=["measures", name], msg=f"unknown measure (one of {sorted(allowed)})")
                   for name in item.measures if name not in allowed]
-        errors += [BatchError(loc=["measures", name], msg="must be a finite number ≥ 0")
+        errors += [ItemError(loc=["measures", name], msg="must be a finite number ≥ 0")
                    for name, v in item.measures.items() if not (math.isfinite(v) and v >= 0)]
         if errors:
-            bad.append(HistoryItemResult(index=index, status=422, station_id=item.station_id, month=item.month,
-                                         errors=errors))
+            bad[index] = HistoryResult.rejected(index, errors, station_id=item.station_id, month=item.month)
         else:
             good.append((index, item))
     return good, bad
 
 
-async def import_history(session: AsyncSession, *, raw: list[Any], who: Identity) -> HistoryOut:
+async def import_history(session: AsyncSession, *, valid: list[tuple[int, HistoryIn]],
+                         rejected: dict[int, HistoryResult], who: Identity) -> HistoryBatchOut:
     """Store precomputed monthly measures (idempotent per station, month and measure: a value replaces the old).
 
     Admin and platforms only. An unknown station id is accepted (unit copies may lag) and reported in
@@ -102,7 +94,7 @@ async def import_history(session: AsyncSession, *, raw: list[Any], who: Identity
     """
     if who.role not in ("admin", "platform"):
         raise Forbidden("only an admin or a platform imports historical measures")
-    good, results = _parse(raw)
+    good, results = _checked(valid, rejected)
     units = await announced_kinds(session, [i.station_id for _, i in good])
     keys = {(i.station_id, i.month) for _, i in good}
     existing: set[tuple[str, str, str]] = set()
@@ -117,8 +109,9 @@ async def import_history(session: AsyncSession, *, raw: list[Any], who: Identity
     for index, item in good:
         kind = units.get(item.station_id)
         if kind is not None and kind != "station":
-            results.append(HistoryItemResult(index=index, status=422, station_id=item.station_id, month=item.month,
-                                             errors=[BatchError(loc=["station_id"], msg=f"a {kind}, not a station")]))
+            results[index] = HistoryResult.rejected(
+                index, [ItemError(loc=["station_id"], msg=f"a {kind}, not a station")], station_id=item.station_id,
+                month=item.month)
             continue
         new = False
         for name, value in item.measures.items():
@@ -134,16 +127,13 @@ async def import_history(session: AsyncSession, *, raw: list[Any], who: Identity
         if kind is None:
             unknown.add(item.station_id)
         months.add(item.month)
-        results.append(HistoryItemResult(index=index, status=201 if new else 200, station_id=item.station_id,
-                                         month=item.month, station_known=kind is not None))
+        results[index] = HistoryResult(index=index, status=201 if new else 200, station_id=item.station_id,
+                                       month=item.month, station_known=kind is not None)
     if unknown:
         log.warning("history imported for %d station ids not known as stations (yet): %s", len(unknown),
                     ", ".join(sorted(unknown)[:20]))
     await mark_dirty(session, [_month_start(m) for m in months])
-    results.sort(key=lambda r: r.index)
-    return HistoryOut(results=results, created=sum(r.status == 201 for r in results),
-                      existing=sum(r.status == 200 for r in results), rejected=sum(r.status == 422 for r in results),
-                      unknown_stations=sorted(unknown))
+    return HistoryBatchOut.of([results[i] for i in sorted(results)], unknown_stations=sorted(unknown))
 
 
 # --- reading: records first, history where a station-month has none ------------------------------------
@@ -183,15 +173,11 @@ async def period_sums(session: AsyncSession, start: dt.date, end: dt.date,
     return dict(out)
 
 
-async def rows(session: AsyncSession, *, station_id: str | None, month: str | None,
-               shown: set[str] | None) -> list[HistoryMeasure]:
-    """Imported history rows, by station, month and measure (`shown`: limit to these stations)."""
+def rows(*, station_id: str | None, month: str | None, where: Any = None) -> Any:
+    """The query of imported history rows (`where`: the caller's jurisdiction)."""
     stmt = select(HistoryMeasure)
     if station_id:
         stmt = stmt.where(HistoryMeasure.station_id == station_id)
     if month:
         stmt = stmt.where(HistoryMeasure.month == month)
-    if shown is not None:
-        stmt = stmt.where(HistoryMeasure.station_id.in_(shown))
-    stmt = stmt.order_by(HistoryMeasure.station_id, HistoryMeasure.month, HistoryMeasure.measure).limit(10_000)
-    return list((await session.execute(stmt)).scalars())
+    return stmt if where is None else stmt.where(where)

@@ -9,16 +9,16 @@ from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.inputs import MAX_YEAR, MIN_YEAR
 from services.assessment.models import Activity, DirtyPeriod, Measure, TaskCopy
-from services.assessment.schemas import ActivityIn, ActivityOut, BatchError, BatchItemResult, BatchOut
+from services.assessment.schemas import ActivityBatchOut, ActivityIn, ActivityOut, ActivityResult
 from services.assessment.stations import announced_kinds, known_stations, may_record_for
 from shared.auth import Identity
+from shared.batch import ItemError
 from shared.db import insert_ignoring_duplicates, utcnow
 from shared.errors import Forbidden, Invalid
 from shared.events import (
@@ -34,7 +34,6 @@ from shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
 COMPLETED = frozenset({"verified", "closed", "done"})
-MAX_BATCH = 1000
 
 Key = tuple[str, dt.date]
 
@@ -158,47 +157,31 @@ async def record_activities(session: AsyncSession, *, outbox: Outbox, items: lis
     return out
 
 
-def parse_batch(raw: list[Any]) -> tuple[list[tuple[int, ActivityIn]], list[BatchItemResult]]:
-    """Validate each item of a batch on its own: (index, item) for the good ones, 422 results for the rest."""
-    if len(raw) > MAX_BATCH:
-        raise Invalid(f"a batch holds at most {MAX_BATCH} items, got {len(raw)}")
-    good, bad = [], []
-    for index, obj in enumerate(raw):
-        try:
-            good.append((index, ActivityIn.model_validate(obj)))
-        except ValidationError as exc:
-            errors = [BatchError(loc=[str(x) if not isinstance(x, int) else x for x in e["loc"]], msg=e["msg"])
-                      for e in exc.errors()]
-            bad.append(BatchItemResult(index=index, status=422, errors=errors))
-    return good, bad
-
-
-async def record_batch(session: AsyncSession, *, outbox: Outbox, raw: list[Any], who: Identity, tz: str) -> BatchOut:
-    """A batch of activity records: per-item results; a bad item does not stop the others."""
-    good, results = parse_batch(raw)
+async def record_batch(session: AsyncSession, *, outbox: Outbox, valid: list[tuple[int, ActivityIn]],
+                       rejected: dict[int, ActivityResult], who: Identity, tz: str) -> ActivityBatchOut:
+    """A batch of activity records (read and checked by shared.batch): per-item results; a bad item does not stop
+    the others."""
+    results = dict(rejected)
     allowed: list[tuple[int, ActivityIn]] = []
-    kinds = await announced_kinds(session, [i.station_id for _, i in good])
-    for index, item in good:
+    kinds = await announced_kinds(session, [i.station_id for _, i in valid])
+    for index, item in valid:
         kind = kinds.get(item.station_id, "station")
         if not await may_record_for(session, who, item.station_id):
-            results.append(BatchItemResult(index=index, status=422, errors=[
-                BatchError(loc=["station_id"], msg="outside your jurisdiction")]))
+            results[index] = ActivityResult.rejected(index, [ItemError(loc=["station_id"],
+                                                                       msg="outside your jurisdiction")])
         elif kind != "station":
-            results.append(BatchItemResult(index=index, status=422, errors=[
-                BatchError(loc=["station_id"], msg=f"{item.station_id} is a {kind}, not a station")]))
+            results[index] = ActivityResult.rejected(index, [ItemError(
+                loc=["station_id"], msg=f"{item.station_id} is a {kind}, not a station")])
         else:
             allowed.append((index, item))
     saved = await record_activities(session, outbox=outbox, items=[i for _, i in allowed], who=who, tz=tz)
     known = await known_stations(session, [i.station_id for _, i in allowed])
     unknown = {i.station_id for _, i in allowed} - known
     for (index, _), (activity, created) in zip(allowed, saved, strict=True):
-        results.append(BatchItemResult(index=index, status=201 if created else 200, id=activity.id,
-                                       station_id=activity.station_id, station_known=activity.station_id in known))
-    results.sort(key=lambda r: r.index)
+        results[index] = ActivityResult(index=index, status=201 if created else 200, id=activity.id,
+                                        station_id=activity.station_id, station_known=activity.station_id in known)
     warn_unknown(unknown, sum(created for _, created in saved))
-    return BatchOut(results=results, created=sum(r.status == 201 for r in results),
-                    existing=sum(r.status == 200 for r in results), rejected=sum(r.status == 422 for r in results),
-                    unknown_stations=sorted(unknown))
+    return ActivityBatchOut.of([results[i] for i in sorted(results)], unknown_stations=sorted(unknown))
 
 
 # --- what other services report -----------------------------------------------------------------

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic import Field as PField
 
 from services.assessment.inputs import MAX_AMOUNT, MAX_YEAR, MIN_YEAR, MONTH, UNIT_ID, Amount, StrictIn
+from shared.batch import BatchOut, ItemResult
 from shared.events import ActivityKind, Mode
 
 Colour = Literal["blue", "yellow", "red"]
@@ -82,27 +83,14 @@ class ActivityOut(BaseModel):
                                                    "anyway, the unit list may lag; check the id)")
 
 
-class BatchError(BaseModel):
-    loc: list[str | int]
-    msg: str
+class ActivityResult(ItemResult):
+    """One activity of a batch (the shared result; rejected items read as problems)."""
 
-
-class BatchItemResult(BaseModel):
-    """The outcome of one item of a batch: 201 created, 200 already there, 422 rejected."""
-
-    index: int
-    status: Literal[201, 200, 422]
-    id: str | None = None
     station_id: str | None = None
     station_known: bool | None = None
-    errors: list[BatchError] | None = None
 
 
-class BatchOut(BaseModel):
-    results: list[BatchItemResult]
-    created: int
-    existing: int
-    rejected: int
+class ActivityBatchOut(BatchOut[ActivityResult]):
     unknown_stations: list[str] = PField(default_factory=list,
                                          description="station ids accepted but not (yet) known as stations")
 
@@ -117,22 +105,15 @@ class HistoryIn(StrictIn):
         description="measure (or alias: accidents, deaths, injuries) → value for the month, 0 to 1e9")
 
 
-class HistoryItemResult(BaseModel):
-    """One history item's outcome: 201 new measures stored, 200 only replaced or unchanged, 422 rejected."""
+class HistoryResult(ItemResult):
+    """One history item: 201 new measures stored, 200 only replaced or unchanged, 422 rejected."""
 
-    index: int
-    status: Literal[201, 200, 422]
     station_id: str | None = None
     month: str | None = None
     station_known: bool | None = None
-    errors: list[BatchError] | None = None
 
 
-class HistoryOut(BaseModel):
-    results: list[HistoryItemResult]
-    created: int
-    existing: int
-    rejected: int
+class HistoryBatchOut(BatchOut[HistoryResult]):
     unknown_stations: list[str] = PField(default_factory=list)
 
 

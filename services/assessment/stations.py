@@ -16,6 +16,7 @@ from shared.auth import Identity
 from shared.db import utcnow
 from shared.errors import Forbidden
 from shared.events import StationClassified, UnitUpserted
+from shared.scope import Scope
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,9 @@ async def stations(session: AsyncSession) -> dict[str, StationInfo]:
 
 
 def visible(who: Identity, known: dict[str, StationInfo]) -> dict[str, StationInfo]:
-    """The stations in the caller's jurisdiction."""
-    if who.sees_whole_district:
-        return known
-    if who.role == "station":
-        return {k: v for k, v in known.items() if k == who.unit_id}
-    if who.role == "squadron":
-        return {k: v for k, v in known.items() if v.parent_id == who.unit_id}
-    raise Forbidden("scores, boards and reports are for officers and the command centre")
+    """The stations in the caller's jurisdiction (Forbidden for a platform)."""
+    shown = Scope.of(who, what="scores, boards and reports").stations({k: v.parent_id for k, v in known.items()})
+    return {k: v for k, v in known.items() if k in shown}
 
 
 async def known_stations(session: AsyncSession, ids: Iterable[str]) -> set[str]:
@@ -97,11 +93,11 @@ async def announced_kinds(session: AsyncSession, ids: Iterable[str]) -> dict[str
 
 async def may_record_for(session: AsyncSession, who: Identity, station_id: str) -> bool:
     """Platforms and the command centre record for any station; a station for itself; a squadron for its zone."""
-    if who.sees_whole_district or who.role == "platform":
+    try:
+        scope = Scope.of(who, platforms=True)
+    except Forbidden:
+        return False
+    if scope.kind in ("district", "platform"):
         return True
-    if who.role == "station":
-        return who.unit_id == station_id
-    if who.role == "squadron":
-        unit = await session.get(UnitCopy, station_id)
-        return unit is not None and unit.parent_id == who.unit_id
-    return False
+    unit = await session.get(UnitCopy, station_id) if scope.kind == "zone" else None
+    return scope.covers(station_id, squadron_id=unit.parent_id if unit is not None else None)

@@ -24,8 +24,9 @@ from services.classification.models import (
 from shared.auth import Identity
 from shared.db import utcnow
 from shared.errors import DomainError, Forbidden, Invalid
-from shared.pagination import Page
+from shared.pagination import Page, PageDep
 from shared.runtime import CallerDep, RuntimeDep
+from shared.scope import Scope
 
 router = APIRouter(prefix="/api/v1")
 MAX_CSV_BYTES = 64 * 1024 * 1024
@@ -36,7 +37,7 @@ class UnsupportedMediaType(DomainError):
 
 
 def _command_only(who: Identity, what: str) -> None:
-    if not who.sees_whole_district:
+    if not Scope.of(who, platforms=True).whole:
         raise Forbidden(f"only admin and command staff {what}")
 
 
@@ -91,28 +92,28 @@ async def start_run(data: RunIn, rt: RuntimeDep, who: CallerDep) -> RunOut:
 
 
 @router.get("/classification/runs", response_model=Page[RunSummary], tags=["classification"])
-async def list_runs(rt: RuntimeDep, who: CallerDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                    cursor: str | None = None) -> Page[RunSummary]:
+async def list_runs(rt: RuntimeDep, who: CallerDep, page: PageDep) -> Page[RunSummary]:
     """Runs, newest first (admin, command)."""
     _command_only(who, "list classification runs")
     async with rt.sessions() as session:
-        return await runs.list_runs(session, limit=limit, cursor=cursor)
+        return await runs.list_runs(session, page=page)
 
 
 @router.get("/classification/runs/{run_id}", response_model=RunOut, tags=["classification"])
-async def get_run(run_id: str, rt: RuntimeDep, who: CallerDep, limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-                  cursor: str | None = None) -> RunOut:
-    """A stored run with a page of its assignments (admin, command)."""
+async def get_run(run_id: str, rt: RuntimeDep, who: CallerDep, page: PageDep) -> RunOut:
+    """A stored run with a page of its assignments by station id (`limit`, `cursor` → `assignments_next_cursor`;
+    admin, command)."""
     _command_only(who, "read classification runs")
     async with rt.sessions() as session:
-        return await runs.get_run(session, run_id=run_id, limit=limit, cursor=cursor)
+        return await runs.get_run(session, run_id=run_id, page=page)
 
 
-@router.get("/classification/modes", response_model=list[ModeOut], tags=["classification"])
-async def list_modes(rt: RuntimeDep, who: CallerDep) -> list[ModeOut]:
-    """Stations the caller sees, each with the mode in force, the model's choice and any override."""
+@router.get("/classification/modes", response_model=Page[ModeOut], tags=["classification"])
+async def list_modes(rt: RuntimeDep, who: CallerDep, page: PageDep) -> Page[ModeOut]:
+    """Stations the caller sees, by id, each with the mode in force, the model's choice and any override;
+    officers only (a platform gets 403, as at the gateway)."""
     async with rt.sessions() as session:
-        return await service.list_modes(session, who=who)
+        return await service.list_modes(session, who=who, page=page)
 
 
 @router.get("/stations/{station_id}/mode-override", response_model=ModeOut, tags=["classification"])

@@ -33,10 +33,9 @@ from shared.db import utcnow
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import StationClassified
 from shared.outbox import Outbox
-from shared.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
+from shared.pagination import Keyset, Page, PageRequest, encode_cursor
 
-FIRST_PAGE = 1000  # assignments returned with a run; page through the rest with GET …/runs/{id}?cursor=
-MAX_ASSIGNMENT_PAGE = 5000
+FIRST_PAGE = 1000  # assignments returned with a new run; page through the rest with GET …/runs/{id}?cursor=
 
 
 @dataclasses.dataclass
@@ -221,39 +220,28 @@ def _diff(previous_id: str | None, before: dict[str, str], result: Result) -> Ru
                    removed=sorted(set(before) - set(now)), adjusted_rand_index=ari)
 
 
-async def get_run(session: AsyncSession, *, run_id: str, limit: int = FIRST_PAGE, cursor: str | None = None) -> RunOut:
+async def get_run(session: AsyncSession, *, run_id: str, page: PageRequest) -> RunOut:
     """A stored run with a page of its assignments (by station id)."""
     row = await session.get(ClassificationRun, run_id)
     if row is None:
         raise NotFound(f"run {run_id} not found")
-    limit = max(1, min(limit, MAX_ASSIGNMENT_PAGE))
-    after = decode_cursor(cursor)
-    stmt = select(RunAssignment).where(RunAssignment.run_id == run_id)
-    if after:
-        stmt = stmt.where(RunAssignment.station_id > str(after[0]))
-    page = (await session.execute(stmt.order_by(RunAssignment.station_id).limit(limit + 1))).scalars().all()
+    assignments, next_cursor = await Keyset(RunAssignment.station_id).page(
+        session, select(RunAssignment).where(RunAssignment.run_id == run_id), page)
     total = int((await session.execute(select(func.count()).select_from(RunAssignment)
                                        .where(RunAssignment.run_id == run_id))).scalar_one())
-    more = len(page) > limit
-    page = page[:limit]
     return RunOut(id=row.id, version=row.version, status=row.status, period=row.period, created_at=row.created_at,
                   **row.result,
                   assignments=[_assignment_out(a, previous_mode=a.previous_mode, mode_in_force=a.mode_in_force)
-                               for a in page],
-                  assignments_total=total,
-                  assignments_next_cursor=encode_cursor(page[-1].station_id) if more else None)
+                               for a in assignments],
+                  assignments_total=total, assignments_next_cursor=next_cursor)
 
 
-async def list_runs(session: AsyncSession, *, limit: int = 50, cursor: str | None = None) -> Page[RunSummary]:
+async def list_runs(session: AsyncSession, *, page: PageRequest) -> Page[RunSummary]:
     """Runs, newest first."""
-    limit = max(1, min(limit, MAX_LIMIT))
-    stmt = select(ClassificationRun)
-    after = decode_cursor(cursor)
-    if after:
-        stmt = stmt.where(ClassificationRun.version < int(after[0]))
-    rows = (await session.execute(stmt.order_by(ClassificationRun.version.desc()).limit(limit + 1))).scalars().all()
+    rows, next_cursor = await Keyset(ClassificationRun.version, descending=True).page(
+        session, select(ClassificationRun), page)
     items = [RunSummary(id=r.id, version=r.version, created_at=r.created_at, created_by=r.created_by, status=r.status,
                         period=r.period, silhouette=r.result.get("silhouette"), sizes=r.result.get("sizes", {}),
                         moved=len((r.result.get("diff") or {}).get("moved", [])),
-                        changed=len(r.result.get("changed", []))) for r in rows[:limit]]
-    return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].version) if len(rows) > limit else None)
+                        changed=len(r.result.get("changed", []))) for r in rows]
+    return Page(items=items, next_cursor=next_cursor)

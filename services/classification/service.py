@@ -37,6 +37,8 @@ from shared.db import utcnow
 from shared.errors import Invalid, NotFound
 from shared.events import ActivityRecorded, IncidentReported, StationClassified, UnitUpserted
 from shared.outbox import Outbox
+from shared.pagination import Keyset, Page, PageRequest
+from shared.scope import Scope
 
 _FEATURE = re.compile(FEATURE_NAME)
 _PERIOD = re.compile(PERIOD_PATTERN)
@@ -182,20 +184,11 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 async def station_in_view(session: AsyncSession, *, station_id: str, who: Identity) -> Station:
     """The station if the caller's jurisdiction covers it; NotFound otherwise (existence is not leaked)."""
+    scope = Scope.of(who, what="stations' features and modes")
     station = await session.get(Station, station_id)
-    if station is None or not _sees(who, station):
+    if station is None or not scope.covers(station.id, squadron_id=station.parent_id):
         raise NotFound(f"station {station_id} not found")
     return station
-
-
-def _sees(who: Identity, station: Station) -> bool:
-    if who.sees_whole_district:
-        return True
-    if who.role == "station":
-        return who.unit_id == station.id
-    if who.role == "squadron":
-        return who.unit_id is not None and who.unit_id == station.parent_id
-    return False
 
 
 async def tallies_in_window(session: AsyncSession, *, period: str,
@@ -240,11 +233,17 @@ async def get_mode(session: AsyncSession, *, station_id: str, who: Identity) -> 
     return mode_out(await session.get(StationMode, station_id), station_id)
 
 
-async def list_modes(session: AsyncSession, *, who: Identity) -> list[ModeOut]:
-    """Every station the caller sees, with its mode beside any override."""
-    stations = (await session.execute(select(Station).order_by(Station.id))).scalars().all()
-    states = {s.station_id: s for s in (await session.execute(select(StationMode))).scalars()}
-    return [mode_out(states.get(s.id), s.id) for s in stations if _sees(who, s)]
+async def list_modes(session: AsyncSession, *, who: Identity, page: PageRequest) -> Page[ModeOut]:
+    """A page of the stations the caller sees (by id), with each one's mode beside any override; officers only."""
+    scope = Scope.of(who, what="station modes")
+    stmt = select(Station)
+    if (where := scope.clause(Station.id, units=(Station.parent_id,))) is not None:  # a zone: its squadron's
+        stmt = stmt.where(where)
+    stations, next_cursor = await Keyset(Station.id).page(session, stmt, page)
+    ids = [s.id for s in stations]
+    states = {s.station_id: s for s in (await session.execute(
+        select(StationMode).where(StationMode.station_id.in_(ids)))).scalars()} if ids else {}
+    return Page(items=[mode_out(states.get(i), i) for i in ids], next_cursor=next_cursor)
 
 
 async def set_override(session: AsyncSession, *, outbox: Outbox, station_id: str, data: OverrideIn,

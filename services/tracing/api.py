@@ -1,19 +1,16 @@
 """Tracing's HTTP door: the catalogue, incident traces, and the source registries (single and :batch)."""
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from fastapi import APIRouter, Body, Request, Response
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
 from services.tracing import registries, service
 from services.tracing.catalogue import TracingModel
 from services.tracing.mirror import Mirror
 from services.tracing.schemas import (
-    BatchItem,
-    BatchResult,
     EnterpriseIn,
     FiredOut,
     HazardIn,
@@ -25,20 +22,21 @@ from services.tracing.schemas import (
     VillageIn,
 )
 from shared.auth import Identity
+from shared.batch import MAX_ITEMS, BatchOut, ItemError, ItemResult, batch_body_schema, read_batch, validated
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
-from shared.pagination import Page
+from shared.pagination import Page, PageDep, page_list
 from shared.runtime import CallerDep, Runtime, RuntimeDep
+from shared.scope import Scope
 
 router = APIRouter(prefix="/api/v1")
-MAX_BATCH = 1000
 WRITERS = ("admin", "command", "platform")
 MIRRORED = ("road-sections", "hazards")  # registries every replica's index holds
+RegistryBatchOut = BatchOut[ItemResult]
 
 
 def _officer(who: Identity) -> None:
     """Refuse a platform client, as the gateway does: a platform writes registries and reads back only those."""
-    if who.role == "platform":
-        raise Forbidden("a platform client may not read the tracing catalogue")
+    Scope.of(who, what="the tracing catalogue")
 
 
 async def _caught_up(rt: Runtime) -> Mirror:
@@ -49,11 +47,11 @@ async def _caught_up(rt: Runtime) -> Mirror:
     return mirror
 
 
-@router.get("/tracing/models", response_model=list[TracingModel], tags=["tracing"])
-async def list_models(rt: RuntimeDep, who: CallerDep) -> list[TracingModel]:
-    """The catalogue of tracing task models (current versions); officers only."""
+@router.get("/tracing/models", response_model=Page[TracingModel], tags=["tracing"])
+async def list_models(rt: RuntimeDep, who: CallerDep, page: PageDep) -> Page[TracingModel]:
+    """The catalogue of tracing task models (current versions), by id; officers only."""
     _officer(who)
-    return (await _caught_up(rt)).models.models
+    return page_list((await _caught_up(rt)).models.models, page, key=lambda m: m.id)
 
 
 @router.get("/tracing/models/{model_id}", response_model=TracingModel, tags=["tracing"])
@@ -89,11 +87,11 @@ async def incident_trace(incident_id: str, rt: RuntimeDep, who: CallerDep) -> Tr
         return await service.get_trace(session, viewer=who, incident_id=incident_id)
 
 
-@router.get("/tracing/incidents/{incident_id}/fired", response_model=list[FiredOut], tags=["tracing"])
-async def fired(incident_id: str, rt: RuntimeDep, who: CallerDep) -> list[FiredOut]:
-    """The models that fired on an incident and the task orders they issued."""
+@router.get("/tracing/incidents/{incident_id}/fired", response_model=Page[FiredOut], tags=["tracing"])
+async def fired(incident_id: str, rt: RuntimeDep, who: CallerDep, page: PageDep) -> Page[FiredOut]:
+    """The models that fired on an incident and the task orders they issued, by model and entity."""
     async with rt.sessions() as session:
-        return await service.fired_on(session, viewer=who, incident_id=incident_id)
+        return await service.fired_page(session, viewer=who, incident_id=incident_id, page=page)
 
 
 # --- registries --------------------------------------------------------------------------------
@@ -122,25 +120,8 @@ def _key(name: str, row: Any) -> str:
     return getattr(row, {"persons": "ref", "vehicles": "plate"}.get(name, "id"))
 
 
-async def _batch_body(request: Request) -> list[Any]:
-    raw = await request.body()
-    try:
-        if request.headers.get("content-type", "").startswith("application/x-ndjson"):
-            items = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
-        else:
-            items = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid(f"the body is not JSON: {exc}") from exc
-    if not isinstance(items, list):
-        raise Invalid("a batch is a JSON array (or NDJSON)")
-    if len(items) > MAX_BATCH:
-        raise Invalid(f"at most {MAX_BATCH} items per batch")
-    return items
-
-
 def _register(name: str, schema: type[BaseModel]) -> None:
     """The four routes of one registry: POST one, POST :batch, GET list, GET one."""
-    adapter = TypeAdapter(schema)
 
     async def create(item: BaseModel, rt: RuntimeDep, who: CallerDep, response: Response) -> Any:
         _may_write(who)
@@ -154,31 +135,23 @@ def _register(name: str, schema: type[BaseModel]) -> None:
 
     create.__annotations__["item"] = Annotated[schema, Body()]  # the registry's own schema, for OpenAPI
 
-    async def batch(request: Request, rt: RuntimeDep, who: CallerDep) -> BatchResult:
+    async def batch(request: Request, rt: RuntimeDep, who: CallerDep) -> RegistryBatchOut:
         _may_write(who)
-        items = await _batch_body(request)
-        results: list[BatchItem] = []
+        valid, results = validated(await read_batch(request), schema)
         async with rt.transaction() as session:
-            for i, raw in enumerate(items):
+            for index, item in valid:
                 try:
-                    item = adapter.validate_python(raw)
                     row, created = await _put(rt, session, name, item)
-                    results.append(BatchItem(index=i, status=201 if created else 200, id=_key(name, row)))
-                except ValidationError as exc:
-                    errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-                    results.append(BatchItem(index=i, status=422, errors=errors))
-                except Invalid as exc:  # refused before anything was written
-                    results.append(BatchItem(index=i, status=422, errors=[{"loc": [], "msg": str(exc)}]))
+                    results[index] = ItemResult(index=index, status=201 if created else 200, id=_key(name, row))
+                except Invalid as exc:  # a value the registry refuses (a plate without letters or digits)
+                    results[index] = ItemResult.rejected(index, [ItemError(loc=[], msg=exc.detail)])
         if name in MIRRORED:
             await _caught_up(rt)
-        return BatchResult(results=results, created=sum(r.status == 201 for r in results),
-                           existing=sum(r.status == 200 for r in results),
-                           rejected=sum(r.status == 422 for r in results))
+        return RegistryBatchOut.of([results[i] for i in sorted(results)])
 
-    async def list_all(rt: RuntimeDep, who: CallerDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                       cursor: str | None = None) -> Page[Any]:
+    async def list_all(rt: RuntimeDep, who: CallerDep, page: PageDep) -> Page[Any]:
         async with rt.sessions() as session:
-            items, next_cursor = await registries.get_all(session, name=name, limit=limit, cursor=cursor)
+            items, next_cursor = await registries.get_all(session, name=name, page=page)
         return Page(items=items, next_cursor=next_cursor)
 
     async def get_one(key: str, rt: RuntimeDep, who: CallerDep) -> Any:
@@ -188,8 +161,10 @@ def _register(name: str, schema: type[BaseModel]) -> None:
     path = f"/{name}"
     router.add_api_route(path, create, methods=["POST"], tags=["registries"], status_code=201,
                          summary=f"Create or update one of {name} (idempotent on its natural key)")
-    router.add_api_route(f"{path}:batch", batch, methods=["POST"], tags=["registries"], response_model=BatchResult,
-                         summary=f"Bulk import {name}: JSON array or NDJSON, at most {MAX_BATCH}, per-item results")
+    router.add_api_route(f"{path}:batch", batch, methods=["POST"], tags=["registries"],
+                         response_model=RegistryBatchOut,
+                         openapi_extra={"requestBody": batch_body_schema(f"#/components/schemas/{schema.__name__}")},
+                         summary=f"Bulk import {name}: JSON array or NDJSON, at most {MAX_ITEMS}, per-item results")
     router.add_api_route(path, list_all, methods=["GET"], tags=["registries"], summary=f"List {name}")
     router.add_api_route(f"{path}/{{key}}", get_one, methods=["GET"], tags=["registries"], summary=f"One of {name}")
 

@@ -45,7 +45,7 @@ from shared.db import utcnow
 from shared.errors import Invalid, NotFound
 from shared.events import IncidentReported, PartyFacts
 from shared.inputs import storable_text
-from shared.pagination import MAX_LIMIT, decode_cursor, encode_cursor
+from shared.pagination import Keyset, PageRequest
 from shared.privacy import hash_identity, mask_identity
 
 
@@ -176,21 +176,11 @@ async def show(session: AsyncSession, row: Any, name: str) -> BaseModel:
     return shaper(row)
 
 
-async def get_all(session: AsyncSession, *, name: str, limit: int = 50,
-                  cursor: str | None = None) -> tuple[list[BaseModel], str | None]:
+async def get_all(session: AsyncSession, *, name: str, page: PageRequest) -> tuple[list[BaseModel], str | None]:
     """One page of a registry in key order."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise Invalid(f"limit must be between 1 and {MAX_LIMIT}")
     table, key, _ = REGISTRY[name]
-    stmt = select(table).order_by(key).limit(limit + 1)
-    after = decode_cursor(cursor)
-    if after:
-        if not isinstance(after[0], str) or storable_text(after[0]) is not None:
-            raise Invalid("malformed cursor")
-        stmt = stmt.where(key > after[0])
-    rows = list((await session.execute(stmt)).scalars())
-    next_cursor = encode_cursor(getattr(rows[limit - 1], key.key)) if len(rows) > limit else None
-    return [await show(session, row, name) for row in rows[:limit]], next_cursor
+    rows, next_cursor = await Keyset(key).page(session, select(table), page)
+    return [await show(session, row, name) for row in rows], next_cursor
 
 
 async def get(session: AsyncSession, *, name: str, key: str) -> BaseModel:

@@ -186,29 +186,6 @@ class HazardOut(BaseModel):
     remediated_at: dt.datetime | None
 
 
-class ItemError(BaseModel):
-    loc: list[str | int]
-    msg: str
-
-
-class BatchItem(BaseModel):
-    """One item's outcome in a batch: 201 created, 200 existing (updated if it differed), 422 rejected."""
-
-    index: int
-    status: Literal[200, 201, 422]
-    id: str | None = None
-    errors: list[ItemError] | None = None
-
-
-class BatchResult(BaseModel):
-    """Per-item results of a batch, and the totals."""
-
-    results: list[BatchItem]
-    created: int
-    existing: int
-    rejected: int
-
-
 class FiredOut(BaseModel):
     """A model that fired on an incident, why, and the task order it issued."""
 

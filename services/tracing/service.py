@@ -21,6 +21,8 @@ from shared.db import utcnow
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.events import CodedMilestone, IncidentReported, StationClassified, TaskOrderGeneratedV2, UnitUpserted
 from shared.outbox import Outbox
+from shared.pagination import Keyset, Page, PageRequest
+from shared.scope import Scope
 
 log = logging.getLogger(__name__)
 
@@ -111,16 +113,13 @@ async def apply_classification(session: AsyncSession, *, fact: StationClassified
 # --- reading a trace ---------------------------------------------------------------------------
 
 async def _visible(session: AsyncSession, viewer: Identity, traced: TracedIncident) -> bool:
-    if viewer.sees_whole_district:
-        return True
-    if viewer.role == "station":
-        return traced.station_id is not None and traced.station_id == viewer.unit_id
-    if viewer.role == "squadron":
-        if traced.handling_unit_id is not None and traced.handling_unit_id == viewer.unit_id:
-            return True
-        station = await session.get(UnitCopy, traced.station_id) if traced.station_id else None
-        return station is not None and station.parent_id == viewer.unit_id
-    raise Forbidden("this role may not read traces")
+    scope = Scope.of(viewer, what="traces")
+    squadron = None
+    if scope.kind == "zone" and traced.station_id:
+        station = await session.get(UnitCopy, traced.station_id)
+        squadron = station.parent_id if station is not None else None
+    return scope.covers(traced.station_id, squadron_id=squadron,
+                        unit_ids=[traced.handling_unit_id] if traced.handling_unit_id else [])
 
 
 async def get_trace(session: AsyncSession, *, viewer: Identity, incident_id: str) -> TraceOut:
@@ -134,18 +133,34 @@ async def get_trace(session: AsyncSession, *, viewer: Identity, incident_id: str
                                                                  checked=True))
 
 
+async def _traced(session: AsyncSession, viewer: Identity, incident_id: str) -> None:
+    traced = await session.get(TracedIncident, incident_id)
+    if traced is None or not await _visible(session, viewer, traced):
+        raise NotFound(f"no trace for incident {incident_id}")
+
+
+def _fired_out(r: IssuedTask) -> FiredOut:
+    return FiredOut(model_id=r.model_id, model_version=r.model_version, entity_ref=r.entity_ref, task_id=r.task_id,
+                    reason=r.reason, issued=r.issued)
+
+
 async def fired_on(session: AsyncSession, *, viewer: Identity, incident_id: str,
                    checked: bool = False) -> list[FiredOut]:
-    """The models that fired on an incident and their task orders."""
+    """Every model that fired on an incident and its task orders (a trace shows them all)."""
     if not checked:
-        traced = await session.get(TracedIncident, incident_id)
-        if traced is None or not await _visible(session, viewer, traced):
-            raise NotFound(f"no trace for incident {incident_id}")
+        await _traced(session, viewer, incident_id)
     stmt = select(IssuedTask).where(IssuedTask.incident_id == incident_id).order_by(IssuedTask.model_id,
                                                                                    IssuedTask.entity_ref)
-    return [FiredOut(model_id=r.model_id, model_version=r.model_version, entity_ref=r.entity_ref,
-                     task_id=r.task_id, reason=r.reason, issued=r.issued)
-            for r in (await session.execute(stmt)).scalars()]
+    return [_fired_out(r) for r in (await session.execute(stmt)).scalars()]
+
+
+async def fired_page(session: AsyncSession, *, viewer: Identity, incident_id: str,
+                     page: PageRequest) -> Page[FiredOut]:
+    """A page of the models that fired on an incident, by model and entity (unique within an incident)."""
+    await _traced(session, viewer, incident_id)
+    rows, next_cursor = await Keyset(IssuedTask.model_id, IssuedTask.entity_ref).page(
+        session, select(IssuedTask).where(IssuedTask.incident_id == incident_id), page)
+    return Page(items=[_fired_out(r) for r in rows], next_cursor=next_cursor)
 
 
 # --- the catalogue -----------------------------------------------------------------------------

@@ -84,3 +84,21 @@ def test_no_cursor_means_first_page(empty: str | None) -> None:
 def test_tampered_cursor_is_invalid(tampered: str) -> None:
     with pytest.raises(Invalid):
         decode_cursor(tampered)
+
+
+
+def test_a_keyset_reads_back_the_cursors_it_hands_out_for_sqlmodel_columns() -> None:
+    import datetime as dt
+
+    from sqlalchemy import Column, Date, Integer, MetaData, Table
+    from sqlmodel.sql.sqltypes import AutoString
+
+    from shared.pagination import Keyset
+
+    # SQLModel's str columns are an AutoString TypeDecorator, whose own python_type is `object`
+    probe = Table("keyset_probe", MetaData(), Column("id", AutoString(64), primary_key=True), Column("day", Date),
+                  Column("n", Integer))
+    keyset = Keyset(probe.c.day, probe.c.n, probe.c.id)
+    assert keyset.types == (dt.date, int, str)
+    cursor = encode_cursor(dt.date(2026, 5, 1), 3, "ps-a")
+    assert decode_cursor(cursor, *keyset.types) == [dt.date(2026, 5, 1), 3, "ps-a"]

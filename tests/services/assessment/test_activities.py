@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.helpers import Service, assert_problem
+from tests.helpers import Service, assert_problem, every_item
 from tests.services.assessment.helpers import unit
 
 
@@ -112,3 +112,31 @@ async def test_a_batch_over_1000_items_or_not_an_array_is_refused(assessment: Se
 
     assert_problem(too_many, 422)
     assert_problem(not_array, 422)
+
+
+async def test_a_bad_ndjson_line_is_rejected_on_its_own(assessment: Service) -> None:
+    lines = "\n".join([json.dumps(record("nd-0")), "{not json", json.dumps(record("nd-2"))])
+
+    r = await assessment.client.post("/api/v1/activities:batch", content=lines,
+                                     headers={**assessment.as_("platform"), "content-type": "application/x-ndjson"})
+    history = await assessment.client.put("/api/v1/assessment/history", content='{"x": 1\n', headers={
+        **assessment.as_("admin"), "content-type": "application/x-ndjson"})
+
+    assert r.status_code == 200, r.text
+    assert [(x["index"], x["status"]) for x in r.json()["results"]] == [(0, 201), (1, 422), (2, 201)]
+    assert r.json()["results"][1]["type"].endswith("/invalid-batch-item")
+    assert history.status_code == 200 and history.json()["results"][0]["type"].endswith("/invalid-batch-item")
+    too_big = assert_problem(await assessment.post("/api/v1/activities:batch", [record("big")] * 1001), 422)
+    assert too_big["type"].endswith("/invalid-batch")
+
+
+async def test_activities_page_by_day_and_id_within_the_callers_zone(assessment: Service) -> None:
+    await assessment.publish(unit("sq-1", "squadron"), unit("ps-a", parent_id="sq-1"), unit("ps-b", parent_id="sq-1"),
+                             unit("ps-c", parent_id="sq-2"), wait=True)
+    await assessment.post("/api/v1/activities:batch", [
+        record(f"p-{i}", station_id=("ps-a", "ps-b", "ps-c")[i % 3], occurred_at=f"2024-05-0{1 + i % 4}T10:00:00+08:00")
+        for i in range(9)])
+    seen = [(a["day"], a["id"]) for a in await every_item(assessment.client, "/api/v1/activities", limit=2,
+                                                          headers=assessment.as_("squadron", "sq-1"))]
+
+    assert len(seen) == 6 and seen == sorted(seen)  # ps-c is in another zone

@@ -164,7 +164,10 @@ async def test_a_weight_and_target_change_is_a_new_version_and_rescores_only_its
     assert may["ps-c"]["total"] == pytest.approx(70.125)  # basic: untouched
     assert april["ps-a"]["total"] == pytest.approx(44.0)  # before the change's period: untouched
     versions = (await assessment.get("/api/v1/indicators/versions")).json()
-    assert [v["version"] for v in versions] == [0, 1]
+    assert [v["version"] for v in versions["items"]] == [0, 1] and versions["next_cursor"] is None
+    first = (await assessment.get("/api/v1/indicators/versions", limit=1)).json()
+    rest = (await assessment.get("/api/v1/indicators/versions", limit=1, cursor=first["next_cursor"])).json()
+    assert [v["version"] for v in first["items"] + rest["items"]] == [0, 1] and rest["next_cursor"] is None
     in_force = (await assessment.get("/api/v1/indicators", period="2024-05", mode="deep")).json()
     assert in_force["version"] == 1
     assert {i["id"]: i["target"] for i in in_force["body"]["indicators"]}["education"] == 200

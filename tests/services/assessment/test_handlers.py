@@ -7,7 +7,7 @@ import pytest
 
 from shared.events import Envelope, IncidentReported, Location, Severity, TaskChanged
 from tests.helpers import Service, auth, envelope_of
-from tests.services.assessment.helpers import tallies
+from tests.services.assessment.helpers import tallies, unit
 
 
 def incident(station_id: str | None, occurred_at: str, *, deaths: int = 0, injuries: int = 0) -> Envelope:
@@ -85,6 +85,15 @@ async def test_a_station_user_sees_only_its_own_row(assessment: Service) -> None
     assert list(as_station) == ["ps-heshang"]
     assert as_station["ps-heshang"]["injuries"] == 1
     assert set(as_command) == {"ps-yiqiao", "ps-heshang"}
+
+
+async def test_a_squadron_user_sees_the_rows_of_its_zone(assessment: Service) -> None:
+    await assessment.publish(unit("sq-rural", "squadron"), unit("ps-yiqiao", parent_id="sq-rural"),
+                             unit("ps-chengxiang", parent_id="sq-urban"), wait=True)
+    await assessment.publish(incident("ps-yiqiao", "2024-05-03T10:00:00+08:00"),
+                             incident("ps-chengxiang", "2024-05-03T11:00:00+08:00"), wait=True)
+
+    assert list(await tallies(assessment, "2024-05", role="squadron", unit_id="sq-rural")) == ["ps-yiqiao"]
 
 
 @pytest.mark.parametrize("period", ["2024-13", "May", "2024-5", "2024-00"])

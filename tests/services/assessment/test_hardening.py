@@ -39,7 +39,7 @@ async def test_absurd_indicator_changes_are_422(assessment: Service, change: dic
     r = await assessment.client.put("/api/v1/indicators", json=change, headers=assessment.as_("admin"))
     assert_problem(r, 422)
     versions = await assessment.get("/api/v1/indicators/versions")
-    assert [v["version"] for v in versions.json()] == [0]
+    assert [v["version"] for v in versions.json()["items"]] == [0]
 
 
 @pytest.mark.parametrize("raw", [b'{"indicators": {"accident_control": {"target": NaN}}}',

@@ -36,7 +36,7 @@ async def test_history_gives_year_on_year_figures_only_where_there_are_no_record
     assert values(half["ps-h"])["accident_control"] == pytest.approx((1 - 4 * 15 / 31) / (4 * 15 / 31) * 100, 1e-3)
     accidents = {i["id"]: i for i in report["items"]}["accidents"]["stations"]
     assert accidents == {"ps-h": 4, "ps-r": 1}
-    assert [(r["month"], r["measure"], r["value"]) for r in listed] == [
+    assert [(r["month"], r["measure"], r["value"]) for r in listed["items"]] == [
         ("2023-05", "accident_deaths", 1.0), ("2023-05", "incident.accident", 4.0)]
 
 
@@ -55,6 +55,8 @@ async def test_history_imports_are_checked(assessment: Service) -> None:
 
     body = r.json()
     assert [x["status"] for x in body["results"]] == [201, 422, 422, 422, 422]
+    assert {x["type"].rsplit("/", 1)[1] for x in body["results"][1:]} == {"invalid-batch-item"}
+    assert [x["station_id"] for x in body["results"][1:]] == [None, "ps-h", None, "sq-x"]  # (None: not the schema)
     assert body["results"][0]["station_known"] is False and body["unknown_stations"] == ["ps-new"]
     assert_problem(by_station, 403)
 

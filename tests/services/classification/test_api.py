@@ -1,13 +1,15 @@
 """Service's API with stations learned from real NATS events, on SQLite and PostgreSQL: features, runs, modes."""
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 
 from sqlalchemy import select
 
 from services.classification.models import OUTBOX, ClassificationRun, Station
 from shared.events import StationClassified
-from tests.helpers import Service, assert_problem, eventually
+from tests.helpers import Service, assert_problem, eventually, every_item
 from tests.services.classification.helpers import (
     DEMO,
     EXPECTED_MODES,
@@ -142,3 +144,33 @@ async def test_a_run_id_that_does_not_exist_is_404(classification: Service) -> N
                                                headers=classification.as_("admin"))
 
     assert_problem(response, 404)
+
+
+async def test_modes_are_a_page_of_the_callers_stations_and_refused_to_a_platform(classification: Service) -> None:
+    c = classification
+    seen = [m["station_id"] for m in await every_item(c.client, "/api/v1/classification/modes",
+                                                      headers=c.as_("command"), limit=4)]
+    zone = (await c.client.get("/api/v1/classification/modes", headers=c.as_("squadron", "sq-fringe"))).json()
+    own = (await c.client.get("/api/v1/classification/modes", headers=c.as_("station", "ps-yiqiao"))).json()
+
+    assert seen == sorted(EXPECTED_MODES)
+    assert [m["station_id"] for m in zone["items"]] == ["ps-wenyan", "ps-xintang"]
+    assert [m["station_id"] for m in own["items"]] == ["ps-yiqiao"] and own["next_cursor"] is None
+    assert_problem(await c.client.get("/api/v1/classification/modes", headers=c.as_("platform")), 403)
+
+
+async def test_run_lists_refuse_a_crafted_cursor_and_a_limit_over_500(classification: Service) -> None:
+    c = classification
+    text_cursor = base64.urlsafe_b64encode(json.dumps(["seven"]).encode()).decode().rstrip("=")
+    for path in ("/api/v1/classification/runs", "/api/v1/classification/modes"):
+        problem = assert_problem(await c.client.get(path, params={"cursor": text_cursor if "runs" in path else "!!"},
+                                                    headers=c.as_("admin")), 422)
+        assert (problem["type"].rsplit("/", 1)[1], problem["parameter"]) == ("invalid-cursor", "cursor")
+    await put_demo_features(c)
+    run = (await c.client.post("/api/v1/classification/runs", json={"period": "2021"}, headers=c.as_("admin"))).json()
+    too_many = assert_problem(await c.client.get(f"/api/v1/classification/runs/{run['id']}", params={"limit": 501},
+                                                 headers=c.as_("admin")), 422)
+    assert (too_many["type"].rsplit("/", 1)[1], too_many["parameter"]) == ("limit-out-of-range", "limit")
+    numeric = base64.urlsafe_b64encode(json.dumps([7]).encode()).decode().rstrip("=")
+    assert_problem(await c.client.get(f"/api/v1/classification/runs/{run['id']}", params={"cursor": numeric},
+                                      headers=c.as_("admin")), 422)

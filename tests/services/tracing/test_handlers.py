@@ -40,7 +40,8 @@ async def test_a_drunk_driver_yields_one_p01_task_order_on_the_tracing_stream(tr
     assert task.model_name and task.model_name["zh-CN"] == "酒驾毒驾" and task.model_version == 1
     fired = await tracing.client.get(f"/api/v1/tracing/incidents/{task.incident_id}/fired",
                                      headers=auth(tracing.settings, "command"))
-    assert [(f["model_id"], f["task_id"]) for f in fired.json()] == [("P01", task.task_id)]
+    assert [(f["model_id"], f["task_id"]) for f in fired.json()["items"]] == [("P01", task.task_id)]
+    assert fired.json()["next_cursor"] is None
 
 
 async def test_the_same_incident_delivered_again_issues_no_second_task_order(tracing: Service) -> None:
@@ -162,4 +163,4 @@ async def test_tracing_is_ready_and_lists_its_catalogue(tracing: Service) -> Non
                                                                                    unit_id="ps-yiqiao"))
 
     assert ready.status_code == 200
-    assert len(models.json()) == 24
+    assert len(models.json()["items"]) == 24 and models.json()["next_cursor"] is None

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from services.tracing.models import Person, TracedIncident, Village
 from shared.db import utcnow
 from shared.events import IncidentReported, Location, PartyFacts, PersonFacts, VehicleFacts
-from tests.helpers import Service, assert_problem, auth, eventually
+from tests.helpers import Service, assert_problem, auth, eventually, every_item
 from tests.services.tracing.helpers import envelope_of
 
 pytestmark = pytest.mark.usefixtures("tracing")
@@ -47,12 +47,14 @@ async def test_nan_is_refused_in_a_registry_record_and_in_a_batch(tracing: Servi
     assert_problem(one, 422)
     assert_problem(section, 422)
     assert [item["status"] for item in batch.json()["results"]] == [422, 201]
+    assert batch.json()["results"][0]["type"].endswith("/invalid-batch-item")
 
 
 @pytest.mark.parametrize("cursor", ["%%%", "bm90IGpzb24", _cursor({"a": 1}), _cursor([1]), _cursor(["a\x00"])])
 async def test_a_cursor_that_does_not_decode_is_a_422(tracing: Service, cursor: str) -> None:  # noqa: F811
     r = await tracing.client.get("/api/v1/villages", params={"cursor": cursor}, headers=auth(tracing.settings, "admin"))
-    assert_problem(r, 422)
+    problem = assert_problem(r, 422)
+    assert (problem["type"].rsplit("/", 1)[1], problem["parameter"]) == ("invalid-cursor", "cursor")
 
 
 async def test_a_nul_in_the_url_is_a_422_not_a_database_error(tracing: Service) -> None:  # noqa: F811
@@ -120,3 +122,30 @@ async def test_nan_in_a_model_update_is_422(tracing: Service) -> None:  # noqa: 
     h = auth(tracing.settings, "admin") | {"content-type": "application/json"}
     r = await tracing.client.put("/api/v1/tracing/models/P01", content=b'{"deadline_h": NaN}', headers=h)
     assert_problem(r, 422)
+
+
+async def test_the_catalogue_pages_like_every_list(tracing: Service) -> None:  # noqa: F811
+    h = auth(tracing.settings, "command")
+    seen = [m["id"] for m in await every_item(tracing.client, "/api/v1/tracing/models", headers=h, limit=10)]
+    assert len(seen) == 24 and seen == sorted(set(seen))
+    too_many = assert_problem(await tracing.client.get("/api/v1/tracing/models", headers=h, params={"limit": 501}), 422)
+    assert (too_many["type"].rsplit("/", 1)[1], too_many["parameter"]) == ("limit-out-of-range", "limit")
+
+
+async def test_a_bad_ndjson_line_is_rejected_on_its_own(tracing: Service) -> None:  # noqa: F811
+    h = auth(tracing.settings, "admin") | {"content-type": "application/x-ndjson"}
+    r = await tracing.client.post("/api/v1/villages:batch", headers=h,
+                                  content=b'{"id": "v-nd1"}\n{not json\n{"id": "v-nd2"}\n')
+    assert r.status_code == 200, r.text
+    assert [(x["index"], x["status"]) for x in r.json()["results"]] == [(0, 201), (1, 422), (2, 201)]
+    assert r.json()["results"][1]["type"].endswith("/invalid-batch-item")
+    not_a_batch = assert_problem(await tracing.client.post("/api/v1/villages:batch", json={"id": "v"},
+                                                           headers=auth(tracing.settings, "admin")), 422)
+    assert not_a_batch["type"].endswith("/invalid-batch")
+
+
+async def test_a_registry_pages_through_every_record_once(tracing: Service) -> None:  # noqa: F811
+    h = auth(tracing.settings, "admin")
+    await tracing.client.post("/api/v1/villages:batch", headers=h, json=[{"id": f"v-page-{i}"} for i in range(7)])
+    seen = [v["id"] for v in await every_item(tracing.client, "/api/v1/villages", headers=h, limit=3)]
+    assert seen == [f"v-page-{i}" for i in range(7)]
