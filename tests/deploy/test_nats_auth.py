@@ -20,7 +20,8 @@ from deploy.components import SERVICES, service_settings
 from deploy.nats_auth import NatsUsers, permissions, subscriptions
 from deploy.natsd import free_port, start_nats
 from services.dispatch.stream import TaskFeed
-from shared.bus import Bus, Consumer
+from shared.bus import Bus
+from shared.consumer import Consumer
 from shared.events import Envelope, stream_name
 from shared.observability import Metrics
 from tests.helpers import eventually
