@@ -4,24 +4,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.acks import AckWindow
 from shared.events import Envelope, Fact, stream_name
 from shared.lifecycle import bounded, cancel_and_wait
-from shared.observability import Metrics, reset_request_id, set_request_id
+from shared.observability import Metrics
 from shared.outbox import Outbox
 from shared.telemetry import Telemetry, inject_current, nats_span
 

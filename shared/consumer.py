@@ -20,8 +20,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus import Bus, OutboxRelay, Subscription, stop_if_cancelled
-from shared.deadletters import park
 from shared.db import utcnow
+from shared.deadletters import park
 from shared.errors import Conflict, Invalid
 from shared.events import Envelope, stream_name
 from shared.observability import Metrics, reset_request_id, set_request_id

@@ -13,8 +13,8 @@ from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Tab
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.bulk import insert_many
-from shared.deadletters import add_dead_letter_table
 from shared.db import UTCDateTime, insert_ignoring_duplicates, utcnow
+from shared.deadletters import add_dead_letter_table
 from shared.events import Envelope, Fact
 from shared.observability import current_request_id
 from shared.telemetry import inject_current

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.auth import Identity, bearer, verify_internal_token
 from shared.bus import Bus, OutboxRelay, StreamLimits, Subscription
 from shared.consumer import Consumer
-from shared.deadletter_api import router as dead_letter_router
 from shared.db import ensure_schema, make_engine, make_sessions, ping
+from shared.deadletter_api import router as dead_letter_router
 from shared.errors import install_problem_handlers
 from shared.inputs import RefuseNulInUrl
 from shared.lifecycle import Deadline, Loops, bounded

@@ -15,6 +15,10 @@ DEMO_IDENTITY_KEY = "demo-only-identity-hash-key"  # clearly-marked demo default
 #: shutdown after it (bounded to ~5 s) a component ends within 7 s of the signal: inside the launcher's 7.5 s
 #: before SIGKILL (deploy/supervisor.py) and Kubernetes' 20 s grace period
 HTTP_DRAIN_S = 2
+#: seconds uvicorn keeps an idle HTTP connection open (services and the gateway). Callers that pool connections
+#: must drop theirs sooner (the gateway's client: half of it): a request sent on a connection the server is just
+#: closing fails without an answer (issue 17's 502 on intake: aiohttp's 30 s against uvicorn's default 5 s)
+KEEP_ALIVE_S = 65
 #: default port of each component when it runs alone on one machine
 DEFAULT_PORTS = {"gateway": 8000, "classification": 8001, "tracing": 8002, "dispatch": 8003, "assessment": 8004}
 

@@ -85,7 +85,9 @@ def test_permissions_follow_the_events_owners_and_the_handlers() -> None:
                 assert not [s for s in publish if f".{other}-on-" in s]
                 created = f"$JS.API.STREAM.CREATE.{stream_name(other)}" in publish
                 assert created == (other in consumed)
-        assert not [s for s in publish if ".DELETE." in s or ".UPDATE." in s or ".PURGE." in s]
+        assert not [s for s in publish if ".DELETE." in s or ".PURGE." in s]
+        # only its own stream's limits may it update (to the configured ones: shared.bus.StreamLimits)
+        assert [s for s in publish if ".UPDATE." in s] == [f"$JS.API.STREAM.UPDATE.{stream_name(service)}"]
 
 
 def test_cluster_values_carry_the_derived_permissions() -> None:
