@@ -49,9 +49,36 @@ async def ok_app(scope: dict, receive, send) -> None:  # noqa: ANN001 - ASGI
     """Answers every request 200 with a small JSON body naming the path."""
     if scope["type"] != "http":
         return
-    while (await receive()).get("more_body"):
-        pass
+    if scope["path"] != "/healthz":
+        while (await receive()).get("more_body"):
+            pass
     body = b'{"path": "%s"}' % scope["path"].encode()
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def slow_app(seconds: float, calls: list[str]) -> Callable:
+    """Answers 201 after `seconds`, recording each call's body (to count effects)."""
+    import asyncio
+
+    async def app(scope: dict, receive, send) -> None:  # noqa: ANN001 - ASGI
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if scope["path"] == "/healthz":
+            await ok_app(scope, receive, send)
+            return
+        calls.append(body.decode())
+        await asyncio.sleep(seconds)
+        answer = b'{"call": %d}' % len(calls)
+        await send({"type": "http.response.start", "status": 201,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(answer)).encode())]})
+        await send({"type": "http.response.body", "body": answer})
+
+    return app
