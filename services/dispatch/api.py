@@ -261,7 +261,8 @@ async def stream_tasks(rt: RuntimeDep, who: CallerDep, lang: LanguageDep,
 
     async def body():  # noqa: ANN202 - an async generator of SSE frames
         with feed.listen() as queue:  # listening first: what arrives while the backlog is read is kept
-            backlog = await feed.backlog(after, rt.settings.sse_resume_window) if after is not None else []
+            backlog = [] if last_event_id is None else None if after is None else \
+                await feed.backlog(after, rt.settings.sse_resume_window)  # not an integer: too far back
             async for frame in frames(queue, visible, heartbeat_s=rt.settings.sse_heartbeat_s, backlog=backlog,
                                       resumed=last_event_id is not None, lang=lang):
                 yield frame

@@ -34,11 +34,12 @@ async def test_a_lost_answer_retried_with_the_same_key_on_another_gateway_applie
         incident = http.post("/api/v1/incidents", json=drunk_incident(lat=30.10, lon=120.45), headers=command)
         assert incident.status_code == 201, incident.text
         task_id = _task_of(http, command, incident.json()["id"])
-        key = command | {"idempotency-key": str(uuid.uuid4())}
+        station = live.headers["station"]  # ps-yiqiao, the receiving unit: only it accepts
+        key = station | {"idempotency-key": str(uuid.uuid4())}
         path = f"/api/v1/tasks/{task_id}/transitions"
         first = http.post(path, json={"action": "accept"}, headers=key)  # its answer "lost" by the caller
         assert first.status_code == 200, first.text
-    for name, value in live.system.env_for("gateway").items():  # the same database and services, another process
+    for name, value in live.system.env_for("gateway").items():  # same database and services: another gateway
         if name.startswith("JIAOZHI_"):
             monkeypatch.setenv(name, value)
     async with serving(create_app(GatewaySettings())) as other:
@@ -52,4 +53,4 @@ async def test_a_lost_answer_retried_with_the_same_key_on_another_gateway_applie
     assert len(accepted) == 1 and task["status"] == first.json()["status"]
     # without the key the same step again is the service's own 409: the key is what made the retry safe
     with httpx.Client(base_url=live.gateway, timeout=30) as http:
-        assert_problem(http.post(path, json={"action": "accept"}, headers=command), 409)
+        assert_problem(http.post(path, json={"action": "accept"}, headers=station), 409)
