@@ -3,7 +3,11 @@
 Open when the service's `/healthz` does not answer within `probe_timeout_s` (probed every
 `probe_interval_s` by each gateway process), or after `breaker_failures` calls in a row failed to
 connect or timed out. While open, requests routed to it are answered at once with a 503 problem and
-`Retry-After`; every other route keeps working. It closes at the first probe that answers.
+`Retry-After`, and the requests already waiting on it when it opened are cut short with the same 503
+(so a frozen service's callers wait at most about one probe interval and timeout, ~1 s, never the
+10 s request timeout); every other route keeps working. It closes at the first probe that answers.
+The price: a service whose event loop stalls longer than the probe timeout counts as down until its
+next answer.
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ class Breaker:
     failures: int = 0
     opened_at: float | None = None
     cause: str = ""
+    waiting: set[asyncio.Task] = field(default_factory=set)  # requests in flight to this upstream
+    cut: set[asyncio.Task] = field(default_factory=set)  # …of which trip() cancelled
 
     @property
     def is_open(self) -> bool:
@@ -40,9 +46,29 @@ class Breaker:
     def trip(self, cause: str) -> None:
         if self.opened_at is None:
             self.opened_at = time.monotonic()
-            log.warning("circuit to %s open: %s", self.name, cause,
-                        extra={"upstream": self.name, "cause": cause})
+            log.warning("circuit to %s open: %s; cutting %d waiting requests short", self.name, cause,
+                        len(self.waiting), extra={"upstream": self.name, "cause": cause})
+            current = asyncio.current_task()  # a call whose own failure trips it is already answering
+            for task in self.waiting - self.cut - {current}:  # they answer 503 now rather than at their timeout
+                self.cut.add(task)
+                task.cancel()
         self.cause = cause
+
+    def was_cut(self, task: asyncio.Task) -> bool:
+        """Whether `task`'s cancellation came from `trip` (then it is withdrawn: the request answers 503)."""
+        if task not in self.cut:
+            return False
+        self.cut.discard(task)
+        task.uncancel()
+        return True
+
+    async def absorb_cut(self, task: asyncio.Task) -> None:
+        """The answer came in the same tick as the cut: take the pending cancellation here, keep the answer."""
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            pass
+        self.was_cut(task)
 
     def failed(self, cause: str) -> None:
         """A forwarded call that could not connect or timed out."""
@@ -65,8 +91,8 @@ class Breakers:
 
     upstreams: dict[str, str]  # name → base URL
     failures_to_open: int = 3
-    probe_interval_s: float = 0.5
-    probe_timeout_s: float = 0.8
+    probe_interval_s: float = 0.4
+    probe_timeout_s: float = 0.6
     by_url: dict[str, Breaker] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

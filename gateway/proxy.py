@@ -296,6 +296,10 @@ class Proxy:
         options: dict[str, Any] = {"timeout": stream_timeout(core.settings.upstream_connect_timeout_s,
                                                              3 * core.settings.upstream_timeout_s)} \
             if streaming else {}
+        # a call waiting on a service whose breaker opens meanwhile is cut short with a 503 (Breaker.trip)
+        waiting = asyncio.current_task() if breaker is not None and not streaming else None
+        if waiting is not None:
+            breaker.waiting.add(waiting)  # type: ignore[union-attr]
         try:
             async with core.client.request(scope["method"], URL(target, encoded=True), data=body or None,
                                            headers=headers, allow_redirects=False, **options) as answer:
@@ -312,6 +316,18 @@ class Proxy:
                 breaker.failed(type(exc).__name__)
             raise Refused(status, kind, title, detail, {"Retry-After": "1"} if status == 503 else None,
                           cause=cause) from exc
+        except asyncio.CancelledError:
+            if waiting is None or not breaker.was_cut(waiting):  # type: ignore[union-attr]
+                raise
+            raise Refused(503, "upstream-unavailable", "Upstream unavailable",
+                          f"the {breaker.name} service stopped answering; try again shortly",  # type: ignore[union-attr]
+                          {"Retry-After": breaker.retry_after()},  # type: ignore[union-attr]
+                          cause=f"circuit opened while waiting ({breaker.cause})") from None  # type: ignore[union-attr]
+        finally:
+            if waiting is not None:
+                breaker.waiting.discard(waiting)  # type: ignore[union-attr]
+        if waiting is not None and waiting in breaker.cut:  # type: ignore[union-attr]
+            await breaker.absorb_cut(waiting)  # type: ignore[union-attr] - cut just as the answer came
         if breaker is not None:
             breaker.succeeded()
         if answer.status >= 500:

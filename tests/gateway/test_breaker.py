@@ -84,3 +84,19 @@ async def test_calls_failing_in_a_row_open_the_breaker_before_the_probe_does() -
                 assert_problem(await gateway.get("/api/v1/board", headers=headers), 503)
             assert breaker.is_open and "3 calls in a row" in breaker.cause
             await asyncio.sleep(0)
+
+
+async def test_a_call_waiting_on_a_service_that_freezes_is_cut_short_when_the_breaker_opens() -> None:
+    with serving_upstream(ok_app) as working, frozen_upstream() as frozen:
+        async with serving(create_app(_settings(working, frozen))) as gateway:
+            headers = await _admin(gateway)
+            breaker = gateway._transport.app.state.gateway.core.breakers.of(frozen)  # type: ignore[attr-defined]
+            await eventually(lambda: _true(breaker.is_open), what="the first probe", timeout=5)
+            breaker.succeeded()  # as if it had answered until now: this call goes through and waits
+            started = time.perf_counter()
+            r = await gateway.get("/api/v1/board", headers=headers)
+            took = time.perf_counter() - started
+            assert_problem(r, 503)
+            assert took < 1.5 and breaker.is_open, took  # not the 10 s request timeout
+            assert not breaker.waiting and not breaker.cut
+            assert (await gateway.get("/api/v1/tasks", headers=headers)).status_code == 200
