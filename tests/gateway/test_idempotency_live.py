@@ -39,7 +39,8 @@ async def test_a_lost_answer_retried_with_the_same_key_on_another_gateway_applie
         path = f"/api/v1/tasks/{task_id}/transitions"
         first = http.post(path, json={"action": "accept"}, headers=key)  # its answer "lost" by the caller
         assert first.status_code == 200, first.text
-    for name, value in live.system.env_for("gateway").items():  # same database and services: another gateway
+    env = live.system.env_for("gateway")  # the same database and services: a second gateway
+    for name, value in env.items():
         if name.startswith("JIAOZHI_"):
             monkeypatch.setenv(name, value)
     async with serving(create_app(GatewaySettings())) as other:
