@@ -3,6 +3,7 @@ consumes it (identity numbers masked), counted in its /metrics, listed by admins
 and a replay that fails again leaves it parked."""
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -31,23 +32,23 @@ async def test_a_bad_event_is_parked_masked_counted_and_listed_for_admins_throug
                                  headers={"Nats-Msg-Id": bad.id})
     await nc.close()
     admin = live.headers["admin"]
-    with httpx.Client(base_url=live.gateway, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=live.gateway, timeout=30) as http:
         deadline = time.monotonic() + 30
         while True:
-            page = http.get("/api/v1/admin/dead-letters", params={"limit": 50}, headers=admin).json()
+            page = (await http.get("/api/v1/admin/dead-letters", params={"limit": 50}, headers=admin)).json()
             mine = [d for d in page["items"] if d["event_id"] == bad.id]
             if len(mine) >= 3 or time.monotonic() > deadline:
                 break
-            time.sleep(0.2)
+            await asyncio.sleep(0.2)
         assert page["unavailable"] == []
         assert {d["service"] for d in mine} == {"tracing", "assessment", "classification"}, page  # all consume it
         for letter in mine:
             assert RAW_ID not in str(letter) and "330*************34" in letter["body"]
             assert letter["subject"] == UnitUpserted.subject and "contract" in letter["error"]
         tracing = next(d for d in mine if d["service"] == "tracing")
-        metrics = httpx.get(system.url("tracing") + "/metrics", timeout=10).text
+        metrics = (await http.get(system.url("tracing") + "/metrics")).text
         assert f'dead_letters_total{{consumer="tracing-on-dispatch",subject="{UnitUpserted.subject}"}}' in metrics
-        replay = http.post(f"/api/v1/admin/dead-letters/tracing/{tracing['id']}/replay", headers=admin)
+        replay = await http.post(f"/api/v1/admin/dead-letters/tracing/{tracing['id']}/replay", headers=admin)
         assert_problem(replay, 409)  # still off contract: it stays parked
-        assert_problem(http.get("/api/v1/admin/dead-letters", headers=live.headers["command"]), 403)
-        assert_problem(http.get("/api/v1/admin/dead-letters", params={"service": "nope"}, headers=admin), 422)
+        assert_problem(await http.get("/api/v1/admin/dead-letters", headers=live.headers["command"]), 403)
+        assert_problem(await http.get("/api/v1/admin/dead-letters", params={"service": "nope"}, headers=admin), 422)

@@ -2,6 +2,7 @@
 same gateway database: the retry (its answer lost) gets the same answer with one effect."""
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -17,27 +18,27 @@ from tests.helpers import assert_problem, serving
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("live")]
 
 
-def _task_of(http: httpx.Client, headers: dict, incident_id: str) -> str:
+async def _task_of(http: httpx.AsyncClient, headers: dict, incident_id: str) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        items = http.get("/api/v1/tasks", params={"incident_id": incident_id}, headers=headers).json()["items"]
-        if items:
-            return items[0]["id"]
-        time.sleep(0.1)
+        items = (await http.get("/api/v1/tasks", params={"incident_id": incident_id}, headers=headers)).json()
+        if items["items"]:
+            return items["items"][0]["id"]
+        await asyncio.sleep(0.1)
     raise AssertionError(f"no task order for {incident_id}")
 
 
 async def test_a_lost_answer_retried_with_the_same_key_on_another_gateway_applies_once(
         live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     command = live.headers["command"]
-    with httpx.Client(base_url=live.gateway, timeout=30) as http:
-        incident = http.post("/api/v1/incidents", json=drunk_incident(lat=30.10, lon=120.45), headers=command)
+    async with httpx.AsyncClient(base_url=live.gateway, timeout=30) as http:
+        incident = await http.post("/api/v1/incidents", json=drunk_incident(lat=30.10, lon=120.45), headers=command)
         assert incident.status_code == 201, incident.text
-        task_id = _task_of(http, command, incident.json()["id"])
+        task_id = await _task_of(http, command, incident.json()["id"])
         station = live.headers["station"]  # ps-yiqiao, the receiving unit: only it accepts
         key = station | {"idempotency-key": str(uuid.uuid4())}
         path = f"/api/v1/tasks/{task_id}/transitions"
-        first = http.post(path, json={"action": "accept"}, headers=key)  # its answer "lost" by the caller
+        first = await http.post(path, json={"action": "accept"}, headers=key)  # its answer "lost" by the caller
         assert first.status_code == 200, first.text
     env = live.system.env_for("gateway")  # the same database and services: a second gateway
     for name, value in env.items():
@@ -53,5 +54,5 @@ async def test_a_lost_answer_retried_with_the_same_key_on_another_gateway_applie
     accepted = [h for h in task["history"] if h["action"] == "accept"]
     assert len(accepted) == 1 and task["status"] == first.json()["status"]
     # without the key the same step again is the service's own 409: the key is what made the retry safe
-    with httpx.Client(base_url=live.gateway, timeout=30) as http:
-        assert_problem(http.post(path, json={"action": "accept"}, headers=station), 409)
+    async with httpx.AsyncClient(base_url=live.gateway, timeout=30) as http:
+        assert_problem(await http.post(path, json={"action": "accept"}, headers=station), 409)
