@@ -1,7 +1,7 @@
 """dead letters: consumed events parked after their last delivery
 
 Revision ID: f2b8c6d41a07
-Revises: 3aaab8ea9c7c
+Revises: 7c1e5a2d9f30
 Create Date: 2026-12-02 08:10:00.000000
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import shared.db
 
 
 revision: str = 'f2b8c6d41a07'
-down_revision: Union[str, None] = '3aaab8ea9c7c'
+down_revision: Union[str, None] = '7c1e5a2d9f30'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
