@@ -54,7 +54,7 @@ def _run_one(target: str) -> None:
     """Run one component in this process under uvicorn."""
     import uvicorn
 
-    from shared.settings import DEFAULT_PORTS, HTTP_DRAIN_S
+    from shared.settings import DEFAULT_PORTS, HTTP_DRAIN_S, KEEP_ALIVE_S
 
     if target == "gateway":  # uvloop, httptools and JIAOZHI_GATEWAY_WORKERS processes (gateway/__main__.py)
         from gateway.__main__ import main
@@ -65,7 +65,7 @@ def _run_one(target: str) -> None:
     port = int(os.environ.get("JIAOZHI_PORT") or DEFAULT_PORTS[target])
     host = os.environ.get("JIAOZHI_HOST", "127.0.0.1")
     uvicorn.run(factory, factory=True, host=host, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=HTTP_DRAIN_S)
+                timeout_graceful_shutdown=HTTP_DRAIN_S, timeout_keep_alive=KEEP_ALIVE_S)
 
 
 @cli.command()

@@ -43,7 +43,8 @@ def permissions(service: str) -> dict[str, Any]:
     own = stream_name(service)
     publish = [
         f"{service}.>",
-        f"{API}.STREAM.INFO.{own}", f"{API}.STREAM.CREATE.{own}",
+        f"{API}.STREAM.INFO.{own}", f"{API}.STREAM.CREATE.{own}", f"{API}.STREAM.UPDATE.{own}",
+        f"{API}.STREAM.MSG.GET.{own}",  # dispatch's task stream resumed with Last-Event-ID (read back its own)
         f"{API}.CONSUMER.CREATE.{own}", f"$JS.FC.{own}.>",
     ]
     for sub in subscriptions(service):

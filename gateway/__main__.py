@@ -11,7 +11,7 @@ import os
 import uvicorn
 
 from gateway.observe import multiprocess_metrics_dir
-from shared.settings import DEFAULT_PORTS, HTTP_DRAIN_S
+from shared.settings import DEFAULT_PORTS, HTTP_DRAIN_S, KEEP_ALIVE_S
 
 
 def main() -> None:
@@ -21,7 +21,8 @@ def main() -> None:
     uvicorn.run("gateway.app:create_app", factory=True, host=os.environ.get("JIAOZHI_HOST", "127.0.0.1"),
                 port=int(os.environ.get("JIAOZHI_PORT") or DEFAULT_PORTS["gateway"]), workers=workers,
                 loop="uvloop", http="httptools", log_config=None, access_log=False,
-                timeout_graceful_shutdown=HTTP_DRAIN_S)  # then the lifespan: the whole stop stays under 10 s
+                timeout_graceful_shutdown=HTTP_DRAIN_S,  # then the lifespan: the whole stop stays under 10 s
+                timeout_keep_alive=KEEP_ALIVE_S)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from gateway import audit, grants, health, labels, openapi
+from gateway import admin, audit, grants, health, labels, openapi
 from gateway.config import SERVICES, GatewaySettings
 from gateway.lifespan import MIGRATIONS, lifespan
 from gateway.limits import RateLimiter
@@ -77,6 +77,7 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     app.add_middleware(RequestContextMiddleware, metrics=gw.metrics)
     app.proxy = Proxy(core)
     app.fast_path = RequestContextMiddleware(app.proxy, metrics=gw.metrics)
-    for router in (health.router, openapi.router, grants.router, audit.router, labels.router, unrouted_router):
+    for router in (health.router, openapi.router, grants.router, audit.router, labels.router, admin.router,
+                   unrouted_router):
         app.include_router(router)  # in this order: the catch-all last
     return instrument(app)

@@ -27,6 +27,11 @@ class GatewaySettings(ServiceSettings):
         [], description="extra (path regex, upstream base URL) pairs checked first, e.g. for benchmarks")
     upstream_timeout_s: float = Field(10.0, description="whole upstream call, reading the answer included")
     upstream_connect_timeout_s: float = 2.0
+    probe_interval_s: float = Field(0.4, gt=0, description="each upstream's /healthz is asked this often (breaker)")
+    probe_timeout_s: float = Field(
+        0.6, gt=0, description="a /healthz slower than this opens the upstream's breaker (and cuts its waiting calls)")
+    breaker_failures: int = Field(3, ge=1, description="calls in a row failing to connect or timing out open it too")
+    idempotency_ttl_h: float = Field(24.0, gt=0, description="an Idempotency-Key's answer is replayed this long")
     max_body_bytes: int = 1_048_576
     max_page_size: int = Field(MAX_LIMIT, description="`limit` above this is a 422 at the gateway")
     rate_per_s: float = Field(200.0, description="sustained requests per second per caller (0: no limit)")

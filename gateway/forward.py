@@ -12,6 +12,8 @@ from typing import Any
 
 import aiohttp
 
+from shared.settings import KEEP_ALIVE_S
+
 # hop-by-hop and length headers are the transport's business, not the upstream's; authorization is
 # replaced by the internal token; x-request-id is set by the gateway
 DROP_REQUEST = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade",
@@ -22,11 +24,17 @@ KEEP_RESPONSE = frozenset({"content-type", "location", "retry-after", "cache-con
                            "content-disposition", "last-modified"})
 
 
-def make_client(timeout_s: float, connect_timeout_s: float = 2.0, trace_configs: list[Any] | None = None
-                ) -> aiohttp.ClientSession:
+#: an idle pooled connection is dropped after this: well before the services' uvicorn closes it (KEEP_ALIVE_S),
+#: so a request is never sent on a connection the server is closing (which fails with no answer: a 502)
+CLIENT_KEEP_ALIVE_S = KEEP_ALIVE_S / 2
+
+
+def make_client(timeout_s: float, connect_timeout_s: float = 2.0, trace_configs: list[Any] | None = None,
+                keep_alive_s: float = CLIENT_KEEP_ALIVE_S) -> aiohttp.ClientSession:
     """One pooled client for every upstream (keep-alive, bounded connections, timeouts on every call);
     `trace_configs` (shared.telemetry) add a client span per call and send `traceparent` upstream."""
-    connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30, ttl_dns_cache=300)
+    connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=keep_alive_s,
+                                     ttl_dns_cache=300)
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                  timeout=aiohttp.ClientTimeout(total=timeout_s, connect=connect_timeout_s),
                                  auto_decompress=False, skip_auto_headers=("User-Agent",),

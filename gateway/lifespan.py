@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.accounts import AccountStore, hash_secret
 from gateway.audit_log import AuditLog
+from gateway.breaker import Breakers
 from gateway.forward import make_client
+from gateway.idempotency import IdempotencyStore
 from gateway.retention import prune_audit_loop
 from gateway.state import GatewayState
 from gateway.units import UnitTree
@@ -43,13 +45,19 @@ async def write_audit_log(gw: GatewayState) -> None:
 
 
 async def prune_audit(gw: GatewayState) -> None:
-    """Retention: drop audit entries older than the setting (docs/OPERATIONS.md)."""
+    """Retention: drop audit entries and idempotency keys older than the settings (docs/OPERATIONS.md)."""
     assert gw.sessions is not None
     await prune_audit_loop(gw.sessions, gw.settings)
 
 
+async def probe_upstreams(gw: GatewayState) -> None:
+    """Open and close each upstream's circuit breaker by its /healthz (gateway/breaker.py)."""
+    assert gw.core.breakers is not None and gw.core.client is not None
+    await gw.core.breakers.run(gw.core.client)
+
+
 #: name → loop, run for the gateway's lifetime
-LOOPS: dict[str, Loop] = {"audit": write_audit_log, "retention": prune_audit}
+LOOPS: dict[str, Loop] = {"audit": write_audit_log, "retention": prune_audit, "probe": probe_upstreams}
 
 
 @contextlib.asynccontextmanager
@@ -62,6 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     loops = Loops("gateway")
     try:
         gw.sessions = make_sessions(engine)
+        gw.engine = engine
         gw.accounts = AccountStore(gw.sessions)
         gw.demo_hash = None
         if settings.demo_accounts_enabled:
@@ -71,6 +80,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                      gw.core.telemetry.client_trace_configs())
         gw.core.audit = AuditLog(gw.sessions, flush_s=settings.audit_flush_s)
         gw.core.units = UnitTree(gw.unit_list, settings.unit_tree_ttl_s)
+        gw.core.breakers = Breakers(settings.upstreams(), settings.breaker_failures, settings.probe_interval_s,
+                                    settings.probe_timeout_s)
+        gw.core.idempotency = IdempotencyStore(gw.sessions, ttl_s=settings.idempotency_ttl_h * 3600,
+                                               lease_s=3 * settings.upstream_timeout_s)
         for name, loop in LOOPS.items():
             loops.start(name, loop(gw))
         yield

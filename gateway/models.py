@@ -1,11 +1,13 @@
-"""The gateway's own tables: accounts (officers and platform clients) and the audit log of writes.
+"""The gateway's own tables: accounts (officers and platform clients), the audit log of writes, idempotency keys.
 
-No domain data lives here: only who may log in and what they changed, when.
+No domain data lives here: only who may log in and what they changed, when (and, for a day, the answers to
+writes sent with an idempotency key).
 """
 from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import Column, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 from shared.db import new_registry, timestamp_field
@@ -45,3 +47,18 @@ class AuditEntry(Table, table=True):
     status: int
     request_id: str | None = Field(None, max_length=128)
     client: str | None = Field(None, max_length=64)
+
+
+class IdempotencyKey(Table, table=True):
+    """A write sent with `Idempotency-Key`: who, which key, a fingerprint of the request, and (once answered)
+    the answer to replay to a retry. In the gateway's database, so every gateway replica and worker shares it;
+    pruned after `idempotency_ttl_h` (gateway/retention.py)."""
+
+    __tablename__ = "idempotency_key"
+    username: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=255)
+    fingerprint: str = Field(max_length=64)
+    created_at: dt.datetime = timestamp_field(index=True)
+    status: int | None = None  # None while the first request is in flight
+    headers: str | None = Field(None, sa_column=Column(Text, nullable=True))
+    body: bytes | None = Field(None, sa_column=Column(LargeBinary, nullable=True))

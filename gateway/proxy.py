@@ -26,8 +26,10 @@ import aiohttp
 from yarl import URL
 
 from gateway.audit_log import WRITE_METHODS, AuditLog
+from gateway.breaker import Breakers
 from gateway.config import GatewaySettings
 from gateway.forward import DROP_REQUEST, KEEP_RESPONSE, stream_timeout, upstream_failure
+from gateway.idempotency import IdempotencyStore, KeyProblem, idempotent
 from gateway.limits import RateLimiter, retry_after
 from gateway.policy import door_allows, named_units, within_jurisdiction
 from gateway.routes import Router
@@ -52,10 +54,11 @@ class Refused(Exception):
     """A request stopped at the gateway, with its problem."""
 
     def __init__(self, status: int, kind: str, title: str, detail: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+                 cause: str = "", **extra: Any) -> None:
         super().__init__(detail)
         self.status, self.kind, self.title, self.detail, self.headers = status, kind, title, detail, headers or {}
-        self.extra = extra
+        self.cause = cause  # for the log line of a 5xx: what went wrong, never shown to the caller
+        self.extra = extra  # more problem members (e.g. `parameter`)
 
 
 @dataclass
@@ -109,6 +112,8 @@ class GatewayCore:
     audit: AuditLog | None = None
     units: UnitTree | None = None
     telemetry: Telemetry = field(default_factory=lambda: Telemetry("gateway"))
+    breakers: Breakers | None = None
+    idempotency: IdempotencyStore | None = None
 
 
 def problem_body(status: int, kind: str, title: str, detail: str, instance: str, **extra: Any) -> bytes:
@@ -167,11 +172,22 @@ class Proxy:
             identity = self._authenticate(scope)
             await self._check(scope, identity, path)
             body = await self._read_body(scope, receive)
-            status = await self._forward(scope, receive, tracked_send, upstream, identity, body)
+            if self.core.idempotency is not None and scope["method"] in WRITE_METHODS:
+                status = await idempotent(self.core.idempotency, scope, identity, body, tracked_send,
+                                          lambda s: self._forward(scope, receive, s, upstream, identity, body))
+            else:
+                status = await self._forward(scope, receive, tracked_send, upstream, identity, body)
         except Refused as exc:
             status = exc.status
+            if exc.status >= 500:  # every 5xx the gateway answers itself is logged with its cause
+                log.warning("%d %s for %s %s: %s", exc.status, exc.kind, scope["method"], path, exc.cause or exc.detail,
+                            extra={"upstream": upstream, "status": exc.status, "cause": exc.cause or exc.kind})
             await send_problem(send, exc.status, exc.kind, exc.title, exc.detail, path, exc.headers,
                                lang=scope_language(scope), **exc.extra)
+        except KeyProblem as exc:
+            status = exc.status
+            await send_problem(send, exc.status, exc.kind, exc.title, exc.detail, path,
+                               {"Retry-After": "1"} if exc.status == 409 else None, lang=scope_language(scope))
         except Exception:
             log.exception("unhandled error forwarding %s %s", scope["method"], path)
             if not started:
@@ -256,6 +272,11 @@ class Proxy:
                        body: bytes) -> int:
         core = self.core
         assert core.client is not None, "the gateway's lifespan has not started"
+        breaker = core.breakers.of(upstream) if core.breakers is not None else None
+        if breaker is not None and breaker.is_open:
+            raise Refused(503, "upstream-unavailable", "Upstream unavailable",
+                          f"the {breaker.name} service is unavailable; try again shortly",
+                          {"Retry-After": breaker.retry_after()}, cause=f"circuit open ({breaker.cause})")
         target = upstream + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
@@ -277,6 +298,10 @@ class Proxy:
         options: dict[str, Any] = {"timeout": stream_timeout(core.settings.upstream_connect_timeout_s,
                                                              3 * core.settings.upstream_timeout_s)} \
             if streaming else {}
+        # a call waiting on a service whose breaker opens meanwhile is cut short with a 503 (Breaker.trip)
+        waiting = asyncio.current_task() if breaker is not None and not streaming else None
+        if waiting is not None:
+            breaker.waiting.add(waiting)  # type: ignore[union-attr]
         try:
             async with core.client.request(scope["method"], URL(target, encoded=True), data=body or None,
                                            headers=headers, allow_redirects=False, **options) as answer:
@@ -288,10 +313,28 @@ class Proxy:
                 content = await answer.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             status, kind, title, detail = upstream_failure(exc)
-            log.warning("upstream %s failed for %s %s: %d %s (%s: %s)", upstream, scope["method"], scope["path"],
-                        status, kind, type(exc).__name__, exc or "no detail",
-                        extra={"upstream": upstream, "status": status, "cause": type(exc).__name__})
-            raise Refused(status, kind, title, detail, {"Retry-After": "1"} if status == 503 else None) from exc
+            cause = f"upstream {upstream}: {type(exc).__name__}: {exc or 'no detail'}"
+            if breaker is not None and status in (503, 504):
+                breaker.failed(type(exc).__name__)
+            raise Refused(status, kind, title, detail, {"Retry-After": "1"} if status == 503 else None,
+                          cause=cause) from exc
+        except asyncio.CancelledError:
+            if waiting is None or not breaker.was_cut(waiting):  # type: ignore[union-attr]
+                raise
+            raise Refused(503, "upstream-unavailable", "Upstream unavailable",
+                          f"the {breaker.name} service stopped answering; try again shortly",  # type: ignore[union-attr]
+                          {"Retry-After": breaker.retry_after()},  # type: ignore[union-attr]
+                          cause=f"circuit opened while waiting ({breaker.cause})") from None  # type: ignore[union-attr]
+        finally:
+            if waiting is not None:
+                breaker.waiting.discard(waiting)  # type: ignore[union-attr]
+        if waiting is not None and waiting in breaker.cut:  # type: ignore[union-attr]
+            await breaker.absorb_cut(waiting)  # type: ignore[union-attr] - cut just as the answer came
+        if breaker is not None:
+            breaker.succeeded()
+        if answer.status >= 500:
+            log.warning("upstream %s answered %d to %s %s", upstream, answer.status, scope["method"], scope["path"],
+                        extra={"upstream": upstream, "status": answer.status, "cause": "upstream answer"})
         kept.append((b"content-length", str(len(content)).encode()))
         await send({"type": "http.response.start", "status": answer.status, "headers": kept})
         await send({"type": "http.response.body", "body": content})

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.accounts import AccountStore
 from gateway.config import GatewaySettings
@@ -30,6 +30,7 @@ class GatewayState:
     metrics: Metrics
     login_limiter: RateLimiter
     sessions: async_sessionmaker[AsyncSession] | None = None
+    engine: AsyncEngine | None = None
     accounts: AccountStore | None = None
     demo_hash: str | None = None  # the demo password's hash while demo accounts are enabled
 

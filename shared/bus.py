@@ -4,24 +4,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.acks import AckWindow
 from shared.events import Envelope, Fact, stream_name
 from shared.lifecycle import bounded, cancel_and_wait
-from shared.observability import Metrics, reset_request_id, set_request_id
+from shared.observability import Metrics
 from shared.outbox import Outbox
 from shared.telemetry import Telemetry, inject_current, nats_span
 
@@ -42,13 +39,36 @@ def stop_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
+@dataclass(frozen=True)
+class StreamLimits:
+    """How each owner's stream is kept (from the settings: `StreamLimits.of(settings)`)."""
+
+    replicas: int = 1
+    max_age_s: float = 30 * 86400.0
+    max_bytes: int = 1 << 30
+    duplicate_window_s: float = 600.0
+
+    @classmethod
+    def of(cls, settings: Any) -> StreamLimits:
+        return cls(replicas=settings.stream_replicas, max_age_s=settings.stream_max_age_days * 86400,
+                   max_bytes=settings.stream_max_bytes, duplicate_window_s=settings.stream_duplicate_window_s)
+
+    def config(self, owner: str) -> StreamConfig:
+        """The owner's stream: its subjects, file storage, these limits (oldest events go first)."""
+        return StreamConfig(name=stream_name(owner), subjects=[f"{owner}.>"], storage=StorageType.FILE,
+                            num_replicas=self.replicas, max_age=self.max_age_s, max_bytes=self.max_bytes,
+                            duplicate_window=self.duplicate_window_s, discard=DiscardPolicy.OLD)
+
+
 class Bus:
     """One NATS connection per process; connects in the background and keeps reconnecting."""
 
-    def __init__(self, url: str, *, name: str, options: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, *, name: str, options: dict[str, Any] | None = None,
+                 streams: StreamLimits | None = None) -> None:
         self.url = url
         self.name = name
         self.options = options or {}  # credentials, inbox prefix, TLS: `Settings.nats_options()`
+        self.streams = streams or StreamLimits()
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
         self.connected = asyncio.Event()
@@ -91,20 +111,29 @@ class Bus:
         """Whether the connection is up now."""
         return self.nc is not None and self.nc.is_connected
 
-    async def ensure_stream(self, owner: str) -> None:
-        """Create the owner's stream if missing (file storage, de-duplication window for Nats-Msg-Id)."""
+    async def ensure_stream(self, owner: str, *, own: bool = False) -> None:
+        """Create the owner's stream if missing; with `own` (the owner itself) bring an existing stream's limits
+        to the configured ones (`StreamLimits`)."""
         await self.connected.wait()
         assert self.js is not None
-        config = StreamConfig(
-            name=stream_name(owner), subjects=[f"{owner}.>"], storage=StorageType.FILE, duplicate_window=600.0
-        )
+        config = self.streams.config(owner)
         try:
-            await self.js.stream_info(config.name)
+            have = (await self.js.stream_info(config.name)).config
         except NotFoundError:
             try:
                 await self.js.add_stream(config)
             except Exception as exc:  # noqa: BLE001 - another process may have created it first
                 log.info("stream %s: %s", config.name, exc)
+            return
+        if not own:
+            return
+        wanted = (config.num_replicas, config.max_age, config.max_bytes, config.duplicate_window)
+        if (have.num_replicas, have.max_age, have.max_bytes, have.duplicate_window) != wanted:
+            try:
+                await self.js.update_stream(config)
+                log.info("stream %s: limits updated to %s", config.name, wanted)
+            except Exception as exc:  # noqa: BLE001 - e.g. more replicas than servers: keep the stream as it is
+                log.warning("stream %s: cannot apply limits %s: %s", config.name, wanted, exc)
 
     async def close(self, within_s: float = 5.0) -> bool:
         """Stop connecting and close the connection within `within_s`; unacked messages are redelivered anyway.
@@ -257,141 +286,3 @@ class Subscription:
     @property
     def durable(self) -> str:
         return f"{self.consumer}-on-{self.owner}"
-
-
-class Consumer:
-    """Runs a subscription: each event handled in one transaction with its inbox row, acked after commit."""
-
-    def __init__(self, bus: Bus, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, sub: Subscription, *,
-                 relay: OutboxRelay | None, metrics: Metrics, batch: int = 100,
-                 telemetry: Telemetry | None = None) -> None:
-        self.bus = bus
-        self.telemetry = telemetry or Telemetry(sub.consumer)
-        self.sessions = sessions
-        self.outbox = outbox
-        self.sub = sub
-        self.relay = relay
-        self.metrics = metrics
-        self.batch = batch
-        self.by_subject = {fact.subject: (fact, handler) for fact, handler in sub.handlers.items()}
-
-    async def run(self) -> None:
-        """Fetch and handle until cancelled."""
-        await self.bus.ensure_stream(self.sub.owner)
-        assert self.bus.js is not None
-        psub = None
-        stream = stream_name(self.sub.owner)
-        config = ConsumerConfig(name=self.sub.durable, durable_name=self.sub.durable, ack_policy=AckPolicy.EXPLICIT,
-                                deliver_policy=DeliverPolicy.ALL, ack_wait=30, max_ack_pending=1000,
-                                filter_subjects=sorted(self.by_subject))
-        while psub is None:
-            try:
-                # create, or update an existing durable whose subject filters an older release set
-                await self.bus.js.add_consumer(stream, config)
-                psub = await self.bus.js.pull_subscribe_bind(durable=self.sub.durable, stream=stream)
-            except Exception as exc:  # noqa: BLE001 - broker away; try again
-                log.warning("subscribe %s: %s", self.sub.durable, exc)
-                await asyncio.sleep(1)
-        while True:
-            stop_if_cancelled()
-            try:
-                msgs = await psub.fetch(self.batch, timeout=1)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reconnecting; keep the loop alive
-                log.debug("fetch %s: %s", self.sub.durable, exc)
-                await asyncio.sleep(0.5)
-                continue
-            await self.handle_batch(msgs)
-
-    async def handle_batch(self, msgs: list[Msg]) -> None:
-        """Handle a fetched batch in one transaction (one commit, not one per event), then ack it.
-
-        If anything in the batch fails, the transaction rolls back and each message is handled
-        on its own, so one bad event cannot hold back the others.
-        """
-        if len(msgs) == 1:
-            await self.handle(msgs[0])
-            return
-        try:
-            envelopes = [Envelope.model_validate_json(m.data) for m in msgs]
-            async with self.sessions() as session:
-                async with session.begin():
-                    outcomes = []
-                    for envelope, msg in zip(envelopes, msgs, strict=True):
-                        outcomes.append(await self._apply(session, envelope, msg.headers))
-                staged = session.info.get("staged_events", 0)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - fall back to one transaction per message
-            log.info("batch of %d failed (%s); handling one by one", len(msgs), exc)
-            for msg in msgs:
-                await self.handle(msg)
-            return
-        if staged and self.relay is not None:
-            self.relay.notify()
-        await asyncio.gather(*(m.ack() for m in msgs))
-        for envelope, outcome in zip(envelopes, outcomes, strict=True):
-            self.metrics.events_consumed.labels(envelope.type, outcome).inc()
-
-    async def _apply(self, session: AsyncSession, envelope: Envelope, headers: dict[str, str] | None) -> str:
-        """Claim the event in the inbox and run its handler in the session's transaction.
-
-        Each event keeps its own request id and, when tracing, its own consumer span (child of the relay's
-        publish span carried in its headers), in a batch too; so events it stages carry its trace on.
-        """
-        entry = self.by_subject.get(envelope.type)
-        if entry is None:
-            return "ignored"
-        fact_type, handler = entry
-        token = set_request_id((headers or {}).get("X-Request-ID") or envelope.id)
-        started = time.perf_counter()
-        try:
-            with nats_span(self.telemetry, "process", envelope.type, envelope.id, headers,
-                           **{"messaging.consumer.group.name": self.sub.durable}):
-                fresh = await self.outbox.claim_for(session, consumer=self.sub.consumer, event_id=envelope.id)
-                if fresh:
-                    await handler(session, envelope.payload(fact_type), envelope)
-                if _access.isEnabledFor(logging.INFO):  # the access log's line per event, in its span
-                    _access.info("%s %s %s", envelope.type, envelope.id, "handled" if fresh else "duplicate")
-                return "handled" if fresh else "duplicate"
-        finally:
-            self.metrics.handle_latency.labels(envelope.type).observe(time.perf_counter() - started)
-            reset_request_id(token)
-
-    async def handle(self, msg: Msg) -> None:
-        """Handle one message: parse, claim in the inbox, apply, commit, then ack."""
-        try:
-            envelope = Envelope.model_validate_json(msg.data)
-        except ValidationError as exc:
-            log.error("dropping malformed message on %s: %s", msg.subject, exc.errors()[:3])
-            self.metrics.events_consumed.labels(msg.subject, "malformed").inc()
-            await msg.term()
-            return
-        token = set_request_id((msg.headers or {}).get("X-Request-ID") or envelope.id)
-        try:
-            async with self.sessions() as session:
-                async with session.begin():
-                    outcome = await self._apply(session, envelope, msg.headers)
-                staged = session.info.get("staged_events", 0)
-            if staged and self.relay is not None:
-                self.relay.notify()
-            await msg.ack()
-            self.metrics.events_consumed.labels(envelope.type, outcome).inc()
-        except ValidationError as exc:
-            log.error("event %s does not match its contract: %s", envelope.id, exc.errors()[:3])
-            self.metrics.events_consumed.labels(envelope.type, "malformed").inc()
-            await msg.term()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("handling %s %s failed; will be redelivered", envelope.type, envelope.id)
-            self.metrics.events_consumed.labels(envelope.type, "failed").inc()
-            try:
-                await msg.nak(delay=1)
-            except Exception:  # noqa: BLE001 - no ack means redelivery after ack_wait anyway
-                pass
-        finally:
-            reset_request_id(token)

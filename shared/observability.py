@@ -107,6 +107,8 @@ class Metrics:
                                          registry=self.registry)
         self.events_consumed = Counter("events_consumed", "events handled", ["subject", "outcome"],
                                        registry=self.registry)
+        self.dead_letters = Counter("dead_letters", "events parked after failing every delivery (or unreadable)",
+                                    ["consumer", "subject"], registry=self.registry)
         self.handle_latency = Histogram(
             "event_handle_duration_seconds", "time to handle one event, its transaction included (per batch "
             "event: the batch's time shared out)", ["subject"], registry=self.registry,

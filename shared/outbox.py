@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.bulk import insert_many
 from shared.db import UTCDateTime, insert_ignoring_duplicates, utcnow
+from shared.deadletters import add_dead_letter_table
 from shared.events import Envelope, Fact
 from shared.observability import current_request_id
 from shared.telemetry import inject_current
@@ -22,7 +23,9 @@ MARK_CHUNK = 10_000  # seqs per UPDATE … IN (…): PostgreSQL takes at most 32
 
 
 def add_outbox_tables(metadata: MetaData) -> tuple[Table, Table]:
-    """Declare `outbox` and `inbox` in a service's metadata (so its migrations create them)."""
+    """Declare `outbox` and `inbox` (and `dead_letter`, shared.deadletters) in a service's metadata (so its
+    migrations create them)."""
+    add_dead_letter_table(metadata)
     outbox = Table(
         "outbox",
         metadata,
@@ -51,6 +54,7 @@ class Outbox:
     def __init__(self, outbox: Table, inbox: Table, *, source: str) -> None:
         self.table = outbox
         self.inbox = inbox
+        self.dead_letters: Table = outbox.metadata.tables["dead_letter"]  # declared with them
         self.source = source
 
     async def stage(self, session: AsyncSession, fact: Fact, *, subject: str | None = None) -> Envelope:

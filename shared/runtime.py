@@ -16,8 +16,10 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth import Identity, bearer, verify_internal_token
-from shared.bus import Bus, Consumer, OutboxRelay, Subscription
+from shared.bus import Bus, OutboxRelay, StreamLimits, Subscription
+from shared.consumer import Consumer
 from shared.db import ensure_schema, make_engine, make_sessions, ping
+from shared.deadletter_api import router as dead_letter_router
 from shared.errors import install_problem_handlers
 from shared.inputs import RefuseNulInUrl
 from shared.lifecycle import Deadline, Loops, bounded
@@ -89,7 +91,8 @@ def build_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
         configure_logging(spec.name, settings.log_level, access_log=settings.access_log)
         engine = make_engine(settings.database(), schema=spec.name)
         telemetry.instrument_engine(engine)
-        bus = Bus(settings.nats_url, name=f"jiaozhi-{spec.name}", options=settings.nats_options())
+        bus = Bus(settings.nats_url, name=f"jiaozhi-{spec.name}", options=settings.nats_options(),
+                  streams=StreamLimits.of(settings))
         loops = Loops(spec.name)
         app.state.loops = loops
         try:
@@ -101,13 +104,16 @@ def build_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
                                 telemetry=telemetry)
             rt = Runtime(settings, engine, sessions, bus, spec.outbox, relay, metrics, telemetry=telemetry)
             app.state.rt = rt
-            loops.start("stream", bus.ensure_stream(spec.name))
+            loops.start("stream", bus.ensure_stream(spec.name, own=True))
             loops.start("outbox-relay", relay.run())
             loops.start("retention", prune_loop(rt))  # retention (issue 18)
             subs = spec.subscriptions(rt)
+            consumers = rt.state["consumers"] = {}  # durable name → Consumer (dead-letter replays run them)
             for sub in subs:
-                consumer = Consumer(bus, sessions, spec.outbox, sub, relay=relay, metrics=metrics,
-                                    batch=settings.consumer_batch, telemetry=telemetry)
+                consumer = consumers[sub.durable] = Consumer(
+                    bus, sessions, spec.outbox, sub, relay=relay, metrics=metrics, batch=settings.consumer_batch,
+                    telemetry=telemetry, max_deliver=settings.consumer_max_deliver,
+                    backoff_s=settings.consumer_backoff_s)
                 loops.start(f"consumer:{sub.durable}", consumer.run())
             metrics.samplers[:] = [outbox_sampler(metrics, sessions, spec.outbox), consumer_sampler(metrics, bus, subs)]
             if spec.gauges is not None:
@@ -129,6 +135,7 @@ def build_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.add_middleware(RefuseNulInUrl)
     app.include_router(health_router(metrics))
+    app.include_router(dead_letter_router)
     for router in spec.routers:
         app.include_router(router)
     return app
@@ -156,7 +163,8 @@ async def shut_down(spec: ServiceSpec, app: FastAPI, engine: AsyncEngine, bus: B
 
 
 def health_router(metrics: Metrics) -> APIRouter:
-    """/healthz (alive), /readyz (database and NATS), /metrics (Prometheus)."""
+    """/healthz (alive), /readyz (the database: without NATS a service still serves reads and takes writes into
+    its outbox, so NATS is reported but does not make it unready), /metrics (Prometheus)."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
@@ -171,7 +179,7 @@ def health_router(metrics: Metrics) -> APIRouter:
             await asyncio.wait_for(ping(rt.engine), 2)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             checks["database"] = f"unreachable: {type(exc).__name__}"
-        ready = all(v == "ok" for v in checks.values())
+        ready = checks["database"] == "ok"
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                             status_code=200 if ready else 503)
 

@@ -15,6 +15,10 @@ DEMO_IDENTITY_KEY = "demo-only-identity-hash-key"  # clearly-marked demo default
 #: shutdown after it (bounded to ~5 s) a component ends within 7 s of the signal: inside the launcher's 7.5 s
 #: before SIGKILL (deploy/supervisor.py) and Kubernetes' 20 s grace period
 HTTP_DRAIN_S = 2
+#: seconds uvicorn keeps an idle HTTP connection open (services and the gateway). Callers that pool connections
+#: must drop theirs sooner (the gateway's client: half of it): a request sent on a connection the server is just
+#: closing fails without an answer (issue 17's 502 on intake: aiohttp's 30 s against uvicorn's default 5 s)
+KEEP_ALIVE_S = 65
 #: default port of each component when it runs alone on one machine
 DEFAULT_PORTS = {"gateway": 8000, "classification": 8001, "tracing": 8002, "dispatch": 8003, "assessment": 8004}
 
@@ -53,6 +57,16 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     outbox_poll_s: float = Field(0.5, description="how often the relay looks for rows nobody announced")
     consumer_batch: int = 100
+    consumer_max_deliver: int = Field(
+        5, ge=2, description="a consumed event is delivered at most this often, then parked as a dead letter")
+    consumer_backoff_s: list[float] = Field(
+        [1.0, 5.0, 30.0, 120.0], description="wait before redelivery n (the last value repeats); fewer values "
+                                             "than consumer_max_deliver")
+    stream_replicas: int = Field(1, ge=1, le=5, description="copies of each stream (1 embedded, 3 in the cluster)")
+    stream_max_age_days: float = Field(30.0, gt=0, description="events older than this leave the stream")
+    stream_max_bytes: int = Field(1 << 30, gt=0, description="each stream keeps at most this many bytes (oldest go)")
+    stream_duplicate_window_s: float = Field(
+        600.0, gt=0, description="a re-publish with the same Nats-Msg-Id within this is dropped (outbox re-sends)")
     shutdown_s: float = Field(5.0, description="a component stops within this (loops, NATS, database pool)")
     retention_outbox_sent_days: float = Field(
         7.0, ge=0, description="sent outbox rows are pruned after this many days (0: never); a restore re-sends "
@@ -98,6 +112,12 @@ class Settings(BaseSettings):
                 raise ValueError("JIAOZHI_JWT_SECRET must be set outside the demo")
             if self.identity_hash_key.get_secret_value() == DEMO_IDENTITY_KEY:
                 raise ValueError("JIAOZHI_IDENTITY_HASH_KEY must be set outside the demo")
+        return self
+
+    @model_validator(mode="after")
+    def _backoff_shorter_than_deliveries(self) -> Settings:
+        if not self.consumer_backoff_s or len(self.consumer_backoff_s) >= self.consumer_max_deliver:
+            raise ValueError("JIAOZHI_CONSUMER_BACKOFF_S needs 1 to JIAOZHI_CONSUMER_MAX_DELIVER - 1 values")
         return self
 
     @model_validator(mode="after")

@@ -5,7 +5,7 @@ import datetime as dt
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
@@ -250,14 +250,21 @@ async def list_tasks(rt: RuntimeDep, who: CallerDep, lang: LanguageDep, status: 
 @router.get("/tasks/stream", tags=["tasks"], response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "events task.changed, task.overdue, task.escalated; heartbeat comments"}})
-async def stream_tasks(rt: RuntimeDep, who: CallerDep, lang: LanguageDep) -> StreamingResponse:
-    """Server-sent events of the caller's new and changed task orders (scoped like GET /tasks)."""
+async def stream_tasks(rt: RuntimeDep, who: CallerDep, lang: LanguageDep,
+                       last_event_id: Annotated[str | None, Header(description="resume after this event id "
+                                                                   "(docs/API.md)")] = None) -> StreamingResponse:
+    """Server-sent events of the caller's new and changed task orders (scoped like GET /tasks); resumable with
+    `Last-Event-ID` (the events missed since, within a bounded window)."""
     visible = await _visible_to(rt, who)
     feed = rt.state["feed"]
+    after = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else None
 
     async def body():  # noqa: ANN202 - an async generator of SSE frames
-        with feed.listen() as queue:
-            async for frame in frames(queue, visible, heartbeat_s=rt.settings.sse_heartbeat_s, lang=lang):
+        with feed.listen() as queue:  # listening first: what arrives while the backlog is read is kept
+            backlog = [] if last_event_id is None else None if after is None else \
+                await feed.backlog(after, rt.settings.sse_resume_window)  # not an integer: too far back
+            async for frame in frames(queue, visible, heartbeat_s=rt.settings.sse_heartbeat_s, backlog=backlog,
+                                      resumed=last_event_id is not None, lang=lang):
                 yield frame
 
     return StreamingResponse(body(), media_type="text/event-stream",

@@ -23,4 +23,7 @@ class DispatchSettings(ServiceSettings):
     escalation_grace_s: float = Field(
         3600.0, description="how long an order stays overdue before it is escalated to the unit's supervisor")
     sse_heartbeat_s: float = Field(15.0, description="a comment line on a quiet task stream this often")
+    sse_resume_window: int = Field(
+        10_000, ge=0, description="a task stream resumed with Last-Event-ID replays at most this many stream "
+                                  "messages (and only those the stream still holds); further back: `stream.reset`")
     batch_chunk: int = Field(200, ge=1, description="incidents of a batch stored per transaction")

@@ -20,7 +20,8 @@ from deploy.components import SERVICES, service_settings
 from deploy.nats_auth import NatsUsers, permissions, subscriptions
 from deploy.natsd import free_port, start_nats
 from services.dispatch.stream import TaskFeed
-from shared.bus import Bus, Consumer
+from shared.bus import Bus, StreamLimits
+from shared.consumer import Consumer
 from shared.events import Envelope, stream_name
 from shared.observability import Metrics
 from tests.helpers import eventually
@@ -84,7 +85,9 @@ def test_permissions_follow_the_events_owners_and_the_handlers() -> None:
                 assert not [s for s in publish if f".{other}-on-" in s]
                 created = f"$JS.API.STREAM.CREATE.{stream_name(other)}" in publish
                 assert created == (other in consumed)
-        assert not [s for s in publish if ".DELETE." in s or ".UPDATE." in s or ".PURGE." in s]
+        assert not [s for s in publish if ".DELETE." in s or ".PURGE." in s]
+        # only its own stream's limits may it update (to the configured ones: shared.bus.StreamLimits)
+        assert [s for s in publish if ".UPDATE." in s] == [f"$JS.API.STREAM.UPDATE.{stream_name(service)}"]
 
 
 def test_cluster_values_carry_the_derived_permissions() -> None:
@@ -147,7 +150,10 @@ async def test_each_service_does_all_it_does_with_its_own_credentials(broker: Br
     try:
         for bus in buses.values():
             await bus.connect(wait=5)
-        await asyncio.gather(*(bus.ensure_stream(s) for s, bus in buses.items()))
+        await asyncio.gather(*(bus.ensure_stream(s, own=True) for s, bus in buses.items()))
+        for service, bus in buses.items():  # each may bring its own stream's limits to the configured ones
+            bus.streams = StreamLimits(max_age_s=3600)
+            await bus.ensure_stream(service, own=True)
         consumers = []
         for service in SERVICES:
             for sub in subscriptions(service):
@@ -167,7 +173,9 @@ async def test_each_service_does_all_it_does_with_its_own_credentials(broker: Br
             for consumer in consumers:
                 await eventually(lambda c=consumer: _true(set(c.received) == set(c.by_subject)),
                                  what=f"{consumer.sub.durable} to receive its subjects")
-            assert (await asyncio.wait_for(listener.get(), 10)).type.startswith("dispatch.task.")
+            seq, envelope = await asyncio.wait_for(listener.get(), 10)
+            assert envelope.type.startswith("dispatch.task.")
+            assert [s for s, _ in await feed.backlog(seq - 1, 100)][:1] == [seq]  # a resumed stream reads back
     finally:
         for task in tasks:
             task.cancel()

@@ -74,6 +74,8 @@ MATRIX: tuple[Line, ...] = (
     Line("GET", "/api/v1/me", EVERYONE),
     Line("GET", "/api/v1/labels", EVERYONE),  # anonymous too: texts of codes, no data (test_i18n)
     Line("GET", "/api/v1/audit", ADMIN),
+    Line("GET", "/api/v1/admin/dead-letters", ADMIN),
+    Line("POST", "/api/v1/admin/dead-letters/{service}/{dead_letter_id}/replay", ADMIN, ok_also=(404,)),
     # dispatch: units and stations
     Line("GET", "/api/v1/units", OFFICERS),
     Line("GET", "/api/v1/units/{unit_id}", OFFICERS),
@@ -147,7 +149,7 @@ MATRIX: tuple[Line, ...] = (
 
 #: values for path parameters that do not depend on jurisdiction
 FIXED_PARAMS = {"key": "no-such-key", "model_id": "P01", "run_id": "no-such-run", "job_id": "no-such-job",
-                "kind": "daily"}
+                "kind": "daily", "service": "dispatch", "dead_letter_id": "999999999"}
 
 #: (method, path, role) where a service answers more leniently than the matrix when called directly
 #: (the gateway refuses these; the service should too). Listed so a gap stays visible: the direct

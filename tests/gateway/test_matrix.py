@@ -14,7 +14,7 @@ from tests.gateway.matrix import FIXED_PARAMS, MATRIX, ROLES, SERVICE_GAPS, Line
 # runs against the whole system started as processes; one per xdist worker, so its users stay together
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("live")]
 
-GATEWAY_ONLY = {"/api/v1/auth/token", "/api/v1/me", "/api/v1/audit", "/api/v1/labels"}
+GATEWAY_ONLY = {"/api/v1/auth/token", "/api/v1/me", "/api/v1/audit", "/api/v1/labels", "/api/v1/admin/dead-letters"}
 STREAMS = {"/api/v1/tasks/stream"}
 
 

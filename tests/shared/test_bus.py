@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.bus import Bus, Consumer, OutboxRelay, Subscription
+from shared.bus import Bus, OutboxRelay, Subscription
+from shared.consumer import Consumer
 from shared.db import make_engine, make_sessions, utcnow
 from shared.events import Envelope, Fact, UnitUpserted
 from shared.observability import Metrics

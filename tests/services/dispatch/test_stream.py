@@ -17,6 +17,7 @@ class Listener:
 
     def __init__(self, client: httpx.AsyncClient, headers: dict[str, str]) -> None:
         self.events: list[tuple[str, dict]] = []
+        self.ids: list[str] = []
         self.comments: list[str] = []
         self.status: int | None = None
         self.task = asyncio.create_task(self._read(client, headers))
@@ -29,6 +30,8 @@ class Listener:
             async for line in response.aiter_lines():
                 if line.startswith(":"):
                     self.comments.append(line)
+                elif line.startswith("id: "):
+                    self.ids.append(line[4:])
                 elif line.startswith("event: "):
                     event = line[7:]
                 elif line.startswith("data: ") and event:
@@ -127,3 +130,34 @@ async def test_a_unit_whose_order_is_reassigned_away_gets_task_moved_with_nothin
             finally:
                 for listener in listeners.values():
                     await listener.close()
+
+
+async def test_a_stream_resumed_with_last_event_id_gets_every_missed_event_once_then_the_live_ones(
+        database_url: str, nats_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(database_url, nats_url, tmp_path / "a")) as writer, \
+            served(settings_for(database_url, nats_url, tmp_path / "b", sse_resume_window=10)) as (url, app):
+        await eventually(lambda: ready(app.state.rt.state["feed"].ready.is_set()), what="feed subscribed")
+        command = auth(writer.settings, "command")
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            first = Listener(client, command)
+            await eventually(lambda: ready(bool(first.comments)), what="stream open")
+            seen = await receive(writer, order("ps-yiqiao"))
+            await eventually(lambda: ready(first.tasks() == {seen}), what="the first order")
+            await first.close()  # the connection drops
+            missed = [await receive(writer, order("ps-yiqiao")) for _ in range(3)]
+            last = first.ids[-1]
+            assert last.isdigit()  # the stream sequence
+            again = Listener(client, command | {"last-event-id": last})
+            await eventually(lambda: ready(len(again.events) == 3), what="the missed orders")
+            live = await receive(writer, order("ps-heshang"))
+            await eventually(lambda: ready(len(again.events) == 4), what="then the live one")
+            assert [d["task_id"] for _, d in again.events] == [*missed, live]  # in order, none twice, not `seen`
+            assert [int(i) for i in again.ids] == sorted(int(i) for i in again.ids) and int(again.ids[0]) > int(last)
+            await again.close()
+            assert (await app.state.rt.bus.js.stream_info("DISPATCH")).state.last_seq > 10  # the units' events too
+            too_old = Listener(client, command | {"last-event-id": "0"})  # further back than the window of 10
+            try:
+                await eventually(lambda: ready(bool(too_old.events)), what="the reset")
+                assert [e for e, _ in too_old.events] == ["stream.reset"]  # reload the list, then listen on
+            finally:
+                await too_old.close()

@@ -30,7 +30,7 @@ from services.tracing.mirror import Mirror
 from services.tracing.models import OUTBOX, HazardPoint, TracedIncident
 from services.tracing.schemas import HazardIn, ModelUpdate
 from shared.auth import Identity
-from shared.bus import Consumer
+from shared.consumer import Consumer
 from shared.db import ensure_schema, make_engine, make_sessions, utcnow
 from shared.events import Envelope, IncidentReported, Location
 from shared.migrations import upgrade

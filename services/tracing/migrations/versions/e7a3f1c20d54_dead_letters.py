@@ -1,0 +1,44 @@
+"""dead letters: consumed events parked after their last delivery
+
+Revision ID: e7a3f1c20d54
+Revises: 9b5449b7695e
+Create Date: 2026-12-02 08:10:00.000000
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+import shared.db
+
+
+revision: str = 'e7a3f1c20d54'
+down_revision: Union[str, None] = '9b5449b7695e'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    op.create_table('dead_letter',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('consumer', sa.String(length=100), nullable=False),
+    sa.Column('subject', sa.String(length=200), nullable=False),
+    sa.Column('stream_seq', sa.BigInteger(), nullable=False),
+    sa.Column('event_id', sa.String(length=64), nullable=True),
+    sa.Column('headers', sa.Text(), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('error', sa.Text(), nullable=False),
+    sa.Column('deliveries', sa.Integer(), nullable=False),
+    sa.Column('parked_at', shared.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('replayed_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('replay_outcome', sa.String(length=16), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_dead_letter')),
+    sa.UniqueConstraint('consumer', 'stream_seq', name='uq_dead_letter_consumer_stream_seq')
+    )
+    with op.batch_alter_table('dead_letter', schema=None) as batch_op:
+        batch_op.create_index('ix_dead_letter_parked_at', ['parked_at'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('dead_letter', schema=None) as batch_op:
+        batch_op.drop_index('ix_dead_letter_parked_at')
+    op.drop_table('dead_letter')
