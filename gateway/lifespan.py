@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.accounts import AccountStore, hash_secret
 from gateway.audit_log import AuditLog
 from gateway.forward import make_client
+from gateway.logins import LoginGuard, RefreshTokens
 from gateway.retention import prune_audit_loop
 from gateway.state import GatewayState
 from gateway.units import UnitTree
@@ -63,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         gw.sessions = make_sessions(engine)
         gw.accounts = AccountStore(gw.sessions)
+        gw.logins, gw.refresh_tokens = LoginGuard(gw.sessions, settings), RefreshTokens(gw.sessions, settings)
         gw.demo_hash = None
         if settings.demo_accounts_enabled:
             gw.demo_hash = await asyncio.to_thread(hash_secret, settings.demo_password.get_secret_value())
