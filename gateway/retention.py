@@ -1,4 +1,5 @@
-"""The gateway's retention: audit entries older than `retention_audit_days` are pruned (see docs/OPERATIONS.md)."""
+"""The gateway's retention (see docs/OPERATIONS.md): audit entries older than `retention_audit_days`, refresh tokens
+once expired, failed-login counts a day after their last failure (when no back-off can still hold)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -6,19 +7,27 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.config import GatewaySettings
-from gateway.models import AuditEntry
+from gateway.models import AuditEntry, LoginFailure, RefreshToken
 from shared.db import utcnow
 from shared.retention import every, prune_older
 
 
 async def prune_audit(sessions: async_sessionmaker[AsyncSession], settings: GatewaySettings, *,
                       now: dt.datetime | None = None) -> dict[str, int]:
-    """Delete audit entries older than the setting (0 days: keep forever); return how many went."""
+    """Delete audit entries older than the setting (0 days: keep forever), expired refresh tokens and stale
+    failed-login counts; return how many went."""
+    now = now or utcnow()
+    refresh, failures = RefreshToken.__table__, LoginFailure.__table__  # type: ignore[attr-defined]
+    stale = now - dt.timedelta(seconds=settings.login_backoff_max_s) - dt.timedelta(days=1)
+    out = {"refresh_token": await prune_older(sessions, refresh, refresh.c.expires_at, now,
+                                              batch=settings.retention_batch),
+           "login_failure": await prune_older(sessions, failures, failures.c.updated_at, stale,
+                                              batch=settings.retention_batch)}
     if settings.retention_audit_days <= 0:
-        return {"audit": 0}
+        return out | {"audit": 0}
     table = AuditEntry.__table__  # type: ignore[attr-defined]
-    cutoff = (now or utcnow()) - dt.timedelta(days=settings.retention_audit_days)
-    return {"audit": await prune_older(sessions, table, table.c.at, cutoff, batch=settings.retention_batch)}
+    cutoff = now - dt.timedelta(days=settings.retention_audit_days)
+    return out | {"audit": await prune_older(sessions, table, table.c.at, cutoff, batch=settings.retention_batch)}
 
 
 async def prune_audit_loop(sessions: async_sessionmaker[AsyncSession], settings: GatewaySettings) -> None:
