@@ -100,6 +100,7 @@ def _best_of(fn: Any, arg: Any, repeat: int) -> tuple[float, Any]:
 
 async def board_latency(requests: int = 200) -> dict[str, Any]:
     """GET /api/v1/board in-process (ASGI, real nats-server and SQLite on free ports/temp dirs), 6 stations."""
+    from bench.support import GATEWAY_KEY
     from deploy.natsd import free_port, start_nats
     from services.assessment.app import create_app
     from services.assessment.config import AssessmentSettings
@@ -112,7 +113,7 @@ async def board_latency(requests: int = 200) -> dict[str, Any]:
             settings = AssessmentSettings(database_url=f"sqlite+aiosqlite:///{tmp}/a.db",
                                           nats_url=f"nats://127.0.0.1:{port}", data_dir=Path(tmp))
             app = create_app(settings)
-            token = issue_internal_token(settings, Identity(username="bench", role="command"))
+            token = issue_internal_token(settings, Identity(username="bench", role="command"), key=GATEWAY_KEY)
             headers = {"authorization": "Bearer " + token}
             day = dt.date.today() - dt.timedelta(days=1)
             async with app.router.lifespan_context(app):
@@ -163,6 +164,7 @@ async def score_reads(requests: int = 5) -> dict[str, Any]:
     Baseline in the same run: the pure scoring step (engine + ranks + colours) on the same aggregated data."""
     from sqlalchemy import insert
 
+    from bench.support import GATEWAY_KEY
     from deploy.natsd import free_port, start_nats
     from services.assessment import periods, service, stations
     from services.assessment.app import create_app
@@ -212,7 +214,7 @@ async def score_reads(requests: int = 5) -> dict[str, Any]:
                         scoring.ranks_within_fast(np.full(len(data.station_ids), mode), result.total)
                         [scoring.colour(float(t), iset.thresholds) for t in result.total]
                     pure.append((time.perf_counter() - t0) * 1000)
-                token = issue_internal_token(settings, Identity(username="b", role="command"))  # short-lived
+                token = issue_internal_token(settings, Identity(username="b", role="command"), key=GATEWAY_KEY)
                 headers = {"authorization": "Bearer " + token}
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://a", headers=headers,

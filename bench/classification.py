@@ -28,6 +28,7 @@ from rich.console import Console
 from sklearn.cluster import KMeans
 from sqlalchemy import func, select
 
+from bench.support import GATEWAY_KEY
 from deploy.natsd import free_port, nats_server_binary
 from services.classification.app import create_app
 from services.classification.classifier import CANONICAL_FEATURES, classify, scale
@@ -114,7 +115,8 @@ async def _end_to_end(ids: list[str], values: np.ndarray, tmp: Path, sync: str) 
                                       nats_url=f"nats://127.0.0.1:{port}", data_dir=tmp, outbox_poll_s=0.1,
                                       log_level="WARNING")
     app = create_app(settings)
-    headers = {"authorization": "Bearer " + issue_internal_token(settings, Identity(username="bench", role="admin"))}
+    headers = {"authorization": "Bearer " + issue_internal_token(settings, Identity(username="bench", role="admin"),
+                                                                     key=GATEWAY_KEY)}
     try:
         raw = await _raw_publish(f"nats://127.0.0.1:{port}")
         async with app.router.lifespan_context(app):

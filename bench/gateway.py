@@ -28,6 +28,7 @@ import httpx
 from rich.console import Console
 
 from bench.load import closed_loop
+from bench.support import GATEWAY_KEY
 from deploy.components import ROOT
 from deploy.natsd import free_port
 from shared.auth import Identity, issue_internal_token
@@ -105,8 +106,8 @@ async def _pair(direct_url: str, direct_headers: dict, via_url: str, via_headers
 
 def run(console: Console, *, seconds: float = 5.0, workers: tuple[int, ...] = (1, 2)) -> dict:
     """Measure the hop for each gateway worker count; direct is measured again beside each."""
-    internal = {"authorization": "Bearer " + issue_internal_token(Settings(), Identity(username="command",
-                                                                                        role="command"))}
+    command = Identity(username="command", role="command")
+    internal = {"authorization": "Bearer " + issue_internal_token(Settings(), command, key=GATEWAY_KEY)}
     out: dict = {"upstream": "bench/hello.py, one uvicorn process", "seconds_per_measure": seconds,
                  "targets": {"c1_added_p50_ms_max": 1.0, "c32_throughput_ratio_min": 0.5}}
     with hello_upstream() as hello, tempfile.TemporaryDirectory(prefix="jz-bench-gw-") as tmp:

@@ -14,9 +14,14 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
-from shared.auth import Identity, issue_internal_token
+from shared.auth import Identity, SigningKey, issue_internal_token, public_keyset
 from shared.settings import Settings
 
+#: the benches' gateway key: in-process services and gateways started by a bench use it (the variables are set
+#: when this module is imported, unless already set); a launched system has its own (`System.keys()`)
+GATEWAY_KEY = SigningKey.generate("bench")
+os.environ.setdefault("JIAOZHI_JWT_PUBLIC_KEYS", public_keyset(GATEWAY_KEY))
+os.environ.setdefault("JIAOZHI_JWT_PRIVATE_KEY", GATEWAY_KEY.private_jwk())
 PG_ADMIN_DSN = os.environ.get("JIAOZHI_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -55,7 +60,9 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-def auth(settings: Settings, role: str, unit_id: str | None = None) -> dict[str, str]:
-    """The header the gateway would pass a service for a caller with this role."""
+def auth(settings: Settings, role: str, unit_id: str | None = None, *,
+         key: SigningKey = GATEWAY_KEY) -> dict[str, str]:
+    """The header the gateway would pass a service for a caller with this role (signed with the benches' gateway
+    key, or a launched system's)."""
     identity = Identity(username=unit_id or f"bench-{role}", role=role, unit_id=unit_id)  # type: ignore[arg-type]
-    return {"authorization": "Bearer " + issue_internal_token(settings, identity)}
+    return {"authorization": "Bearer " + issue_internal_token(settings, identity, key=key)}

@@ -120,6 +120,27 @@ def nats_permissions() -> None:
     print(yaml.safe_dump({"authorization": helm_users()}, sort_keys=False, width=200), end="")
 
 
+@cli.command("token-keys")
+def token_keys(out: Annotated[Path, typer.Option(help="folder to write the two Secret files into")],
+               kid: Annotated[str | None, typer.Option(help="key id (default: date and random suffix)")] = None,
+               keep: Annotated[Path | None, typer.Option(help="a JIAOZHI_JWT_PUBLIC_KEYS file whose keys stay "
+                                                                "accepted (a rotation)")] = None) -> None:
+    """Make a new gateway signing key: OUT/JIAOZHI_JWT_PRIVATE_KEY (the gateway's Secret only) and
+    OUT/JIAOZHI_JWT_PUBLIC_KEYS (every component's), see deploy/k8s/README.md."""
+    import json
+
+    from shared.auth import SigningKey, public_keyset
+
+    key = SigningKey.generate(kid)
+    kept = json.loads(keep.read_text())["keys"] if keep else []
+    out.mkdir(parents=True, exist_ok=True)
+    private = out / "JIAOZHI_JWT_PRIVATE_KEY"
+    private.touch(mode=0o600)
+    private.write_text(key.private_jwk())
+    (out / "JIAOZHI_JWT_PUBLIC_KEYS").write_text(public_keyset(key, *[k for k in kept if k.get("kid") != key.kid]))
+    print(f"key {key.kid}: {private} (gateway only), {out / 'JIAOZHI_JWT_PUBLIC_KEYS'} (everyone)")
+
+
 @cli.command()
 def demo(
     gateway: Annotated[str, typer.Option(help="gateway base URL")] = "http://127.0.0.1:8000",

@@ -25,6 +25,7 @@ from deploy.components import COMPONENTS, ROOT, SERVICES
 from deploy.nats_auth import NatsUsers
 from deploy.natsd import require_free, spawn_nats, wait_listening
 from deploy.stopping import die_with_parent
+from deploy.token_keys import PRIVATE_VAR, TokenKeys
 from shared.settings import DEFAULT_PORTS
 
 #: how long the gateway and services get, together, to end after SIGTERM (they bound their own drain
@@ -42,6 +43,7 @@ class System:
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     env: dict[str, str] = field(default_factory=dict)
     nats_users: NatsUsers = field(default_factory=NatsUsers)  # one user per service; anonymous refused
+    token_keys: TokenKeys | None = None  # the gateway's key pair; by default the data dir's (made on first use)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     #: wraps each process creation; the launcher passes StopSignals.deferred so a signal cannot come in between
     guard: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
@@ -76,7 +78,15 @@ class System:
             env[f"JIAOZHI_{service.upper()}_URL"] = self.url(service)
         env.update(self.nats_users.env(name))
         env.update(self.env)
+        env.pop(PRIVATE_VAR, None)  # whatever the launcher's own environment holds: only the gateway signs
+        env.update(self.keys().env(name))
         return env
+
+    def keys(self) -> TokenKeys:
+        """The token keys (the data dir's unless set)."""
+        if self.token_keys is None:
+            self.token_keys = TokenKeys.for_data_dir(self.data_dir)
+        return self.token_keys
 
     def check_ports(self) -> None:
         """Fail clearly, before starting anything, if a needed port is taken."""

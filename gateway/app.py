@@ -20,6 +20,7 @@ from gateway.observe import instrument
 from gateway.proxy import WWW_AUTHENTICATE, GatewayCore, Proxy, TokenCache
 from gateway.routes import Router
 from gateway.state import GatewayState
+from shared.auth import signing_key_of
 from shared.errors import NotFound, Unauthorized, install_problem_handlers, problem
 from shared.i18n import request_language
 from shared.observability import Metrics, RequestContextMiddleware
@@ -63,6 +64,7 @@ class GatewayApp(FastAPI):
 def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     """The gateway app, built from the given settings (or the environment)."""
     settings = settings or GatewaySettings()
+    signing_key_of(settings)  # fails here, clearly, when the gateway has no key to sign tokens with
     core = GatewayCore(settings=settings, router=Router(settings.upstreams(), settings.extra_routes),
                        tokens=TokenCache(settings), limiter=RateLimiter(settings.rate_per_s, settings.rate_burst))
     gw = GatewayState(settings=settings, core=core, metrics=Metrics("gateway"),

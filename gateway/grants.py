@@ -3,7 +3,10 @@
 Grants: `password` (officers; any account), `client_credentials` (platform clients only),
 `refresh_token` (an officer's session renewed without the password), and in the demo a station's or
 squadron's id with the demo password (dispatch says what the unit is). Token requests are limited
-per client address and every attempt is audited (never the secret).
+per client address (X-Forwarded-For counts only from a trusted proxy); wrong passwords slow down the
+one account at the one address they come from (gateway/logins.py: 429 with Retry-After). Refresh tokens
+rotate on use (a replay revokes the session) and `POST /api/v1/auth/logout` revokes them. Every attempt
+is audited (never the secret).
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from pydantic import BaseModel, Field
 from gateway.accounts import UNIT_ROLES, AccountStore, identity_of_account, verify_secret
 from gateway.limits import retry_after
 from gateway.state import GatewayState, state_of
-from shared.auth import Identity, issue_token, verify_token
+from shared.auth import Identity, decode_claims, identity_of, issue_token
 from shared.errors import Unauthorized, problem
 from shared.observability import current_request_id
 
@@ -59,23 +62,58 @@ async def token(request: Request, grant_type: Annotated[str, Form()],
     """OAuth2 token: `password` grant for officers, `client_credentials` for platforms, `refresh_token`
     to renew an officer's session without the password (mobile app)."""
     gw = state_of(request)
-    address = request.client.host if request.client else "unknown"
+    address = gw.client(request)
     name = username if grant_type == "password" else client_id if grant_type == "client_credentials" else None
     status = 401
+    assert gw.logins is not None and gw.refresh_tokens is not None, "the gateway's lifespan has not started"
     try:
-        if (wait := gw.login_limiter.take(address)) > 0:
+        wait = gw.login_limiter.take(address) or (await gw.logins.wait_s(name, address) if name else 0.0)
+        if wait > 0:
             status = 429
-            return problem(429, "too-many-requests", "Too many requests", "too many token requests; slow down",
+            return problem(429, "too-many-requests", "Too many requests",
+                           "too many token requests or failed logins; try again after Retry-After seconds",
                            instance=request.url.path, headers={"Retry-After": retry_after(wait)})
-        identity, refreshable = await grant(gw, grant_type, name, password, client_secret, refresh_token)
+        try:
+            identity, family = await grant(gw, grant_type, name, password, client_secret, refresh_token)
+        except Unauthorized:
+            if name:
+                await gw.logins.failed(name, address)
+            raise
+        if name:
+            await gw.logins.succeeded(name, address)
         status = 200
+        refresh = None
+        if family is not None:
+            jti = await gw.refresh_tokens.issue(identity.username, family or None)
+            refresh = issue_token(gw.settings, identity, typ="refresh", extra={"jti": jti})
         out = TokenOut(access_token=issue_token(gw.settings, identity), expires_in=gw.settings.token_ttl_s,
-                       refresh_token=issue_token(gw.settings, identity, typ="refresh") if refreshable else None)
+                       refresh_token=refresh)
         return JSONResponse(out.model_dump(exclude_none=True), headers={"Cache-Control": "no-store"})
     finally:
         assert gw.core.audit is not None
         gw.core.audit.record(username=name, role=None, method="POST", path=f"/api/v1/auth/token#{grant_type}"[:64],
                              status=status, request_id=current_request_id(), client=address)
+
+
+@router.post("/api/v1/auth/logout", status_code=204, response_class=Response,
+             responses={401: {"description": "not a valid refresh token"}})
+async def logout(request: Request, refresh_token: Annotated[str, Form()]) -> Response:
+    """Log out: the refresh token and every token of its session (family) stop working at once. Access
+    tokens already issued stay valid until they expire (`expires_in`, an hour by default)."""
+    gw = state_of(request)
+    assert gw.refresh_tokens is not None and gw.core.audit is not None, "the gateway's lifespan has not started"
+    status = 401
+    username = None
+    try:
+        claims = decode_claims(gw.settings, refresh_token, typ="refresh")
+        username = claims["sub"]
+        if not await gw.refresh_tokens.revoke(claims["jti"]):
+            raise Unauthorized("unknown refresh token")
+        status = 204
+        return Response(status_code=204)
+    finally:
+        gw.core.audit.record(username=username, role=None, method="POST", path="/api/v1/auth/logout", status=status,
+                             request_id=current_request_id(), client=gw.client(request))
 
 
 @router.get("/api/v1/me", response_model=IdentityOut)
@@ -86,12 +124,13 @@ async def me(request: Request, authorization: Annotated[str | None, Header()] = 
 
 
 async def grant(gw: GatewayState, grant_type: str, name: str | None, password: str | None,
-                client_secret: str | None, refresh: str | None) -> tuple[Identity, bool]:
-    """The identity a grant proves and whether it earns a refresh token; Unauthorized otherwise."""
+                client_secret: str | None, refresh: str | None) -> tuple[Identity, str | None]:
+    """The identity a grant proves and the refresh-token family it continues ("" for a new one, None for no
+    refresh token); Unauthorized otherwise."""
     accounts = gw.accounts
     assert accounts is not None, "the gateway's lifespan has not started"
     if grant_type == "refresh_token":
-        return await _refreshed(gw, accounts, refresh), True
+        return await _refreshed(gw, accounts, refresh)
     if grant_type not in ("password", "client_credentials"):
         raise Unauthorized("grant_type must be password, client_credentials or refresh_token")
     secret = password if grant_type == "password" else client_secret
@@ -102,25 +141,29 @@ async def grant(gw: GatewayState, grant_type: str, name: str | None, password: s
     account = await accounts.authenticate(name, secret, kind="client" if grant_type == "client_credentials"
                                           else None)
     if account is not None:
-        return identity_of_account(account), account.kind == "user"
+        return identity_of_account(account), "" if account.kind == "user" else None
     if grant_type == "password" and gw.demo_hash is not None and await accounts.get(name) is None:
         identity = await demo_unit(gw, name, secret)
         if identity is not None:
-            return identity, True
+            return identity, ""
     raise Unauthorized("unknown user or wrong password")
 
 
-async def _refreshed(gw: GatewayState, accounts: AccountStore, refresh: str | None) -> Identity:
-    """The identity of a refresh token whose account is still active with the same role."""
+async def _refreshed(gw: GatewayState, accounts: AccountStore, refresh: str | None) -> tuple[Identity, str]:
+    """The identity of a refresh token whose account is still active with the same role, and its family (the
+    token is used up: traded again after the grace window it revokes the family)."""
     if not refresh:
         raise Unauthorized("refresh_token missing")
-    identity = verify_token(gw.settings, refresh, typ="refresh")
+    claims = decode_claims(gw.settings, refresh, typ="refresh")
+    identity = identity_of(claims)
+    assert gw.refresh_tokens is not None
+    family = await gw.refresh_tokens.trade(claims["jti"])
     account = await accounts.get(identity.username)
     still_valid = (account is not None and not account.disabled and account.role == identity.role) or (
         account is None and identity.role in UNIT_ROLES and gw.demo_hash is not None)
     if not still_valid:
         raise Unauthorized("the account behind this refresh token is no longer active")
-    return identity
+    return identity, family
 
 
 async def demo_unit(gw: GatewayState, unit_id: str, secret: str) -> Identity | None:

@@ -23,6 +23,7 @@ from gateway.audit_log import AuditLog
 from gateway.breaker import Breakers
 from gateway.forward import make_client
 from gateway.idempotency import IdempotencyStore
+from gateway.logins import LoginGuard, RefreshTokens
 from gateway.retention import prune_audit_loop
 from gateway.state import GatewayState
 from gateway.units import UnitTree
@@ -72,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gw.sessions = make_sessions(engine)
         gw.engine = engine
         gw.accounts = AccountStore(gw.sessions)
+        gw.logins, gw.refresh_tokens = LoginGuard(gw.sessions, settings), RefreshTokens(gw.sessions, settings)
         gw.demo_hash = None
         if settings.demo_accounts_enabled:
             gw.demo_hash = await asyncio.to_thread(hash_secret, settings.demo_password.get_secret_value())

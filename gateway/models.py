@@ -1,4 +1,5 @@
-"""The gateway's own tables: accounts (officers and platform clients), the audit log of writes, idempotency keys.
+"""The gateway's own tables: accounts (officers and platform clients), the audit log of writes, idempotency keys,
+failed logins (back-off) and issued refresh tokens (rotation, reuse detection, logout).
 
 No domain data lives here: only who may log in and what they changed, when (and, for a day, the answers to
 writes sent with an idempotency key).
@@ -62,3 +63,32 @@ class IdempotencyKey(Table, table=True):
     status: int | None = None  # None while the first request is in flight
     headers: str | None = Field(None, sa_column=Column(Text, nullable=True))
     body: bytes | None = Field(None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class LoginFailure(Table, table=True):
+    """Failed logins of one account from one client address: after a few, each further one must wait longer.
+
+    Kept in the database so every worker and replica sees the same count; a success deletes the row."""
+
+    __tablename__ = "login_failure"
+    username: str = Field(primary_key=True, max_length=64)
+    client: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    blocked_until: dt.datetime | None = timestamp_field(nullable=True)
+    updated_at: dt.datetime = timestamp_field(index=True)
+
+
+class RefreshToken(Table, table=True):
+    """One refresh token issued (by its `jti`), in the family of one login: traded once for the next one.
+
+    A token traded again after the grace window is a theft or a replay: its whole family is revoked.
+    Logging out revokes the family too."""
+
+    __tablename__ = "refresh_token"
+    jti: str = Field(primary_key=True, max_length=64)
+    family: str = Field(max_length=64, index=True)
+    username: str = Field(max_length=64, index=True)
+    issued_at: dt.datetime = timestamp_field()
+    expires_at: dt.datetime = timestamp_field(index=True)
+    used_at: dt.datetime | None = timestamp_field(nullable=True)
+    revoked_at: dt.datetime | None = timestamp_field(nullable=True)

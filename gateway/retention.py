@@ -1,5 +1,6 @@
-"""The gateway's retention: audit entries older than `retention_audit_days` and idempotency keys older than
-`idempotency_ttl_h` are pruned (see docs/OPERATIONS.md)."""
+"""The gateway's retention (see docs/OPERATIONS.md): audit entries older than `retention_audit_days`, idempotency
+keys older than `idempotency_ttl_h`, refresh tokens once expired, failed-login counts a day after their last failure
+(when no back-off can still hold)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,25 +8,31 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.config import GatewaySettings
-from gateway.models import AuditEntry, IdempotencyKey
+from gateway.models import AuditEntry, IdempotencyKey, LoginFailure, RefreshToken
 from shared.db import utcnow
 from shared.retention import every, prune_older
 
 
 async def prune_audit(sessions: async_sessionmaker[AsyncSession], settings: GatewaySettings, *,
                       now: dt.datetime | None = None) -> dict[str, int]:
-    """Delete audit entries older than the setting (0 days: keep forever) and idempotency keys older than
-    `idempotency_ttl_h`; return how many went."""
+    """Delete audit entries older than the setting (0 days: keep forever), idempotency keys older than
+    `idempotency_ttl_h`, expired refresh tokens and stale failed-login counts; return how many went."""
     now = now or utcnow()
-    keys = IdempotencyKey.__table__  # type: ignore[attr-defined]
-    pruned = {"idempotency_keys": await prune_older(
-        sessions, keys, keys.c.created_at, now - dt.timedelta(hours=settings.idempotency_ttl_h),
-        batch=settings.retention_batch)}
+    keys, refresh, failures = (IdempotencyKey.__table__, RefreshToken.__table__,  # type: ignore[attr-defined]
+                               LoginFailure.__table__)  # type: ignore[attr-defined]
+    stale = now - dt.timedelta(seconds=settings.login_backoff_max_s) - dt.timedelta(days=1)
+    out = {"idempotency_keys": await prune_older(sessions, keys, keys.c.created_at,
+                                                 now - dt.timedelta(hours=settings.idempotency_ttl_h),
+                                                 batch=settings.retention_batch),
+           "refresh_token": await prune_older(sessions, refresh, refresh.c.expires_at, now,
+                                              batch=settings.retention_batch),
+           "login_failure": await prune_older(sessions, failures, failures.c.updated_at, stale,
+                                              batch=settings.retention_batch)}
     if settings.retention_audit_days <= 0:
-        return {"audit": 0} | pruned
+        return out | {"audit": 0}
     table = AuditEntry.__table__  # type: ignore[attr-defined]
     cutoff = now - dt.timedelta(days=settings.retention_audit_days)
-    return {"audit": await prune_older(sessions, table, table.c.at, cutoff, batch=settings.retention_batch)} | pruned
+    return out | {"audit": await prune_older(sessions, table, table.c.at, cutoff, batch=settings.retention_batch)}
 
 
 async def prune_audit_loop(sessions: async_sessionmaker[AsyncSession], settings: GatewaySettings) -> None:

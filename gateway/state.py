@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.accounts import AccountStore
 from gateway.config import GatewaySettings
-from gateway.limits import RateLimiter
+from gateway.limits import RateLimiter, client_address, trusted_networks
+from gateway.logins import LoginGuard, RefreshTokens
 from gateway.proxy import GatewayCore
 from shared.auth import Identity, bearer, issue_internal_token
 from shared.observability import Metrics
@@ -33,6 +34,16 @@ class GatewayState:
     engine: AsyncEngine | None = None
     accounts: AccountStore | None = None
     demo_hash: str | None = None  # the demo password's hash while demo accounts are enabled
+    logins: LoginGuard | None = None
+    refresh_tokens: RefreshTokens | None = None
+
+    def __post_init__(self) -> None:
+        self.trusted = trusted_networks(self.settings.trusted_proxies)
+
+    def client(self, request: Request) -> str:
+        """The caller's address (X-Forwarded-For counts only from a trusted proxy)."""
+        return client_address(request.client.host if request.client else None,
+                              request.headers.get("x-forwarded-for"), self.trusted)
 
     def caller(self, authorization: str | None) -> Identity:
         """The identity behind an `Authorization: Bearer …` header; Unauthorized otherwise."""

@@ -1,6 +1,7 @@
 """Settings shared by every component, read from JIAOZHI_* environment variables at start."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -8,8 +9,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
 
-DEMO_SECRET = "demo-only-jwt-secret-do-not-use-in-production"  # clearly-marked demo default
 DEMO_IDENTITY_KEY = "demo-only-identity-hash-key"  # clearly-marked demo default
+
+#: environments where demo secrets and demo accounts are allowed (automated tests count as demo)
+DEMO_ENVIRONMENTS = ("demo", "test")
 
 #: seconds uvicorn lets open requests finish after SIGTERM/SIGINT before cancelling them; with the lifespan
 #: shutdown after it (bounded to ~5 s) a component ends within 7 s of the signal: inside the launcher's 7.5 s
@@ -47,7 +50,9 @@ class Settings(BaseSettings):
     access_log: bool = Field(False, description="one JSON line per HTTP request (method, path, status, time)")
     tracing: bool = Field(False, description="make and carry OpenTelemetry spans (trace ids in the logs) even "
                                              "with no exporter; an OTEL_* exporter variable turns it on too")
-    jwt_secret: SecretStr = SecretStr(DEMO_SECRET)
+    jwt_public_keys: str = Field(
+        "", description="JWK set (JSON) of the gateway's public Ed25519 keys that tokens are verified with; two "
+                        "during a key rotation. Public only: no component but the gateway holds a private key")
     jwt_issuer: str = "jiaozhi-gateway"
     jwt_audience: str = "jiaozhi"
     token_ttl_s: int = 3600
@@ -106,12 +111,22 @@ class Settings(BaseSettings):
         return options
 
     @model_validator(mode="after")
-    def _refuse_demo_secrets_in_production(self) -> Settings:
-        if self.environment == "production":
-            if self.jwt_secret.get_secret_value() == DEMO_SECRET:
-                raise ValueError("JIAOZHI_JWT_SECRET must be set outside the demo")
+    def _refuse_demo_secrets_outside_the_demo(self) -> Settings:
+        if self.environment not in DEMO_ENVIRONMENTS:
             if self.identity_hash_key.get_secret_value() == DEMO_IDENTITY_KEY:
-                raise ValueError("JIAOZHI_IDENTITY_HASH_KEY must be set outside the demo")
+                raise ValueError(f"JIAOZHI_IDENTITY_HASH_KEY must be set when JIAOZHI_ENVIRONMENT={self.environment}")
+        return self
+
+    @model_validator(mode="after")
+    def _public_keys_are_public(self) -> Settings:
+        try:
+            jwks = json.loads(self.jwt_public_keys) if self.jwt_public_keys.strip() else {"keys": []}
+            keys = jwks["keys"] if isinstance(jwks, dict) else jwks
+            private = any("d" in key for key in keys)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"JIAOZHI_JWT_PUBLIC_KEYS must be a JWK set (JSON): {exc}") from exc
+        if private:
+            raise ValueError("JIAOZHI_JWT_PUBLIC_KEYS must hold public keys only: it holds a private one")
         return self
 
     @model_validator(mode="after")

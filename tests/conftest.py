@@ -4,14 +4,20 @@ Helpers (the service harness, tokens, polling) live in tests/helpers.py; this fi
 """
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from deploy.natsd import free_port, start_nats
-from tests.helpers import BACKENDS, fresh_pg_database
+from tests.helpers import BACKENDS, fresh_pg_database, token_key_env
 from tests.watchdog import pytest_timeout_set_timer  # noqa: F401 - a hook: asyncio tasks printed on a timeout
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every gateway the suite builds signs with the suite's key, every service accepts it (tests/helpers.py)."""
+    os.environ.update(token_key_env())
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from shared.auth import Identity, issue_internal_token
+from shared.auth import Identity, SigningKey, issue_internal_token, public_keyset
 from shared.bus import Bus
 from shared.db import utcnow
 from shared.events import Envelope, Fact
@@ -73,8 +73,24 @@ async def every_item(client: httpx.AsyncClient, path: str, *, headers: dict[str,
 
 def auth(settings: Settings, role: str, unit_id: str | None = None, username: str | None = None) -> dict[str, str]:
     """An Authorization header for a role, as the gateway passes it on to a service (an internal token)."""
+
+
+#: the tests' gateway key: the suite's gateways sign with it and its services accept it (tests/conftest.py puts it
+#: in JIAOZHI_JWT_PRIVATE_KEY and JIAOZHI_JWT_PUBLIC_KEYS); a launched system makes its own (`System.keys()`)
+GATEWAY_KEY = SigningKey.generate("tests")
+
+
+def token_key_env() -> dict[str, str]:
+    """The variables that make the suite's gateways sign with GATEWAY_KEY and every component accept it."""
+    return {"JIAOZHI_JWT_PRIVATE_KEY": GATEWAY_KEY.private_jwk(), "JIAOZHI_JWT_PUBLIC_KEYS": public_keyset(GATEWAY_KEY)}
+
+
+def auth(settings: Settings, role: str, unit_id: str | None = None, username: str | None = None, *,
+         key: SigningKey = GATEWAY_KEY) -> dict[str, str]:
+    """An Authorization header for a role, as the gateway passes it on to a service (an internal token signed
+    with the gateway's key: the suite's, or a launched system's)."""
     identity = Identity(username=username or unit_id or role, role=role, unit_id=unit_id)  # type: ignore[arg-type]
-    return {"authorization": "Bearer " + issue_internal_token(settings, identity)}
+    return {"authorization": "Bearer " + issue_internal_token(settings, identity, key=key)}
 
 
 # --- databases ---------------------------------------------------------------------------------------------

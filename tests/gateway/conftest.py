@@ -41,7 +41,8 @@ class Live:
         """What the gateway would pass a service for this role's user (to call a service directly)."""
         identity = Identity(username=USERS[role], role=role,  # type: ignore[arg-type]
                             unit_id=USERS[role] if role in ("station", "squadron") else None)
-        return {"authorization": "Bearer " + issue_internal_token(Settings(), identity)}
+        key = self.system.keys().signing  # the launched system's gateway key (its data dir's)
+        return {"authorization": "Bearer " + issue_internal_token(Settings(), identity, key=key)}
 
 
 def _incident(station: str) -> dict:

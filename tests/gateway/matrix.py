@@ -71,6 +71,7 @@ REGISTRIES = ("persons", "vehicles", "enterprises", "villages", "road-sections",
 MATRIX: tuple[Line, ...] = (
     # gateway
     Line("POST", "/api/v1/auth/token", EVERYONE),  # checked by its own tests; listed for completeness
+    Line("POST", "/api/v1/auth/logout", EVERYONE),  # whoever holds a refresh token (tests/gateway/test_logins.py)
     Line("GET", "/api/v1/me", EVERYONE),
     Line("GET", "/api/v1/labels", EVERYONE),  # anonymous too: texts of codes, no data (test_i18n)
     Line("GET", "/api/v1/audit", ADMIN),

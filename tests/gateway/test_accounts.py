@@ -12,22 +12,23 @@ from deploy.cli import cli
 from deploy.natsd import free_port
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from shared.settings import DEMO_SECRET
+from shared.auth import SigningKey
 from tests.helpers import assert_problem, serving
 
-SECRET = "a-real-secret-for-account-tests-" + "q" * 32
+PRIVATE_KEY = SigningKey.generate("accounts").private_jwk()  # a production gateway's own key
 
 
 def _settings(database_url: str, **overrides: object) -> GatewaySettings:
     dead = f"http://127.0.0.1:{free_port()}"
-    values = {"environment": "production", "jwt_secret": SECRET, "identity_hash_key": "k" * 40,
+    values = {"environment": "production", "jwt_private_key": PRIVATE_KEY, "identity_hash_key": "k" * 40,
               "database_url": database_url, "log_level": "WARNING", "classification_url": dead,
               "tracing_url": dead, "dispatch_url": dead, "assessment_url": dead}
     return GatewaySettings(**(values | overrides))  # type: ignore[arg-type]
 
 
 def _cli(database_url: str, *args: str, stdin: str | None = None) -> str:
-    env = {"JIAOZHI_DATABASE_URL": database_url, "JIAOZHI_ENVIRONMENT": "production", "JIAOZHI_JWT_SECRET": SECRET,
+    env = {"JIAOZHI_DATABASE_URL": database_url, "JIAOZHI_ENVIRONMENT": "production",
+           "JIAOZHI_JWT_PRIVATE_KEY": PRIVATE_KEY,
            "JIAOZHI_IDENTITY_HASH_KEY": "k" * 40}
     result = CliRunner().invoke(cli, ["accounts", *args], env=env, input=stdin)
     assert result.exit_code == 0, result.output
@@ -109,16 +110,19 @@ def test_cli_refuses_a_duplicate_without_replace(tmp_path: object) -> None:
 
 
 @pytest.mark.parametrize("environment", ["development", "production"])
-def test_placeholder_secret_refuses_to_start_outside_the_demo(environment: str) -> None:
-    with pytest.raises(ValidationError, match="JIAOZHI_JWT_SECRET"):
-        GatewaySettings(environment=environment, jwt_secret=DEMO_SECRET,  # type: ignore[arg-type]
-                        identity_hash_key="k" * 40)
-    with pytest.raises(ValidationError, match="32 bytes"):
-        GatewaySettings(environment=environment, jwt_secret="short-secret",  # type: ignore[arg-type]
+def test_outside_the_demo_the_gateway_needs_its_own_key_and_a_real_identity_key(
+        environment: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JIAOZHI_JWT_PRIVATE_KEY", raising=False)
+    with pytest.raises(ValidationError, match="JIAOZHI_JWT_PRIVATE_KEY"):
+        GatewaySettings(environment=environment, identity_hash_key="k" * 40)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="JIAOZHI_IDENTITY_HASH_KEY"):
+        GatewaySettings(environment=environment, jwt_private_key=PRIVATE_KEY)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="not an Ed25519 private JWK"):
+        GatewaySettings(environment=environment, jwt_private_key='{"kty": "oct", "k": "c2VjcmV0"}',  # type: ignore[arg-type]
                         identity_hash_key="k" * 40)
 
 
 def test_demo_accounts_only_in_the_demo() -> None:
     assert GatewaySettings(environment="demo").demo_accounts_enabled  # type: ignore[arg-type]
-    assert not GatewaySettings(environment="production", jwt_secret=SECRET,  # type: ignore[arg-type]
+    assert not GatewaySettings(environment="production", jwt_private_key=PRIVATE_KEY,  # type: ignore[arg-type]
                                identity_hash_key="k" * 40).demo_accounts_enabled

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from gateway.config import GatewaySettings
-from gateway.models import AuditEntry, metadata
+from gateway.models import AuditEntry, LoginFailure, RefreshToken, metadata
 from gateway.retention import prune_audit
 from shared.db import ensure_schema, make_engine, make_sessions, utcnow
 
@@ -33,3 +33,25 @@ async def test_two_gateway_workers_prune_old_audit_entries_only(database_url: st
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_expired_refresh_tokens_and_stale_failure_counts_are_pruned(tmp_path: object) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/gw.db")
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        now, sessions = utcnow(), make_sessions(engine)
+        hour = dt.timedelta(hours=1)
+        async with sessions() as s, s.begin():
+            s.add_all(RefreshToken(jti=f"j{i}", family="f", username="u", issued_at=now - 2 * hour,
+                                   expires_at=now + (hour if i else -hour), used_at=None, revoked_at=None)
+                      for i in range(2))
+            s.add_all(LoginFailure(username="u", client=f"c{i}", failures=9, blocked_until=None,
+                                   updated_at=now - dt.timedelta(days=2 if i else 0)) for i in range(2))
+        pruned = await prune_audit(sessions, GatewaySettings(), now=now)
+        assert (pruned["refresh_token"], pruned["login_failure"]) == (1, 1)
+        async with sessions() as s:
+            assert (await s.execute(select(RefreshToken.jti))).scalars().all() == ["j1"]
+            assert (await s.execute(select(LoginFailure.client))).scalars().all() == ["c0"]
+    finally:
+        await engine.dispose()

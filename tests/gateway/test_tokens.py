@@ -17,17 +17,19 @@ from fastapi import FastAPI
 from deploy.natsd import free_port
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from shared.auth import ALGORITHM, Identity, issue_internal_token, issue_token
+from shared.auth import ALGORITHM, Identity, SigningKey, issue_internal_token, issue_token
 from shared.errors import install_problem_handlers
 from shared.runtime import CallerDep
-from tests.helpers import assert_problem, serving
+from shared.settings import ServiceSettings
+from tests.helpers import GATEWAY_KEY, assert_problem, serving
 
-SECRET = "a-test-secret-for-the-negative-suite-" + "z" * 32
+OLD_SHARED_SECRET = "demo-only-jwt-secret-do-not-use-in-production"  # what every component held before
+STRANGER = SigningKey.generate(GATEWAY_KEY.kid)  # another Ed25519 key claiming the gateway's key id
 
 
 def _settings() -> GatewaySettings:
     dead = f"http://127.0.0.1:{free_port()}"
-    return GatewaySettings(environment="test", jwt_secret=SECRET, log_level="WARNING",  # type: ignore[arg-type]
+    return GatewaySettings(environment="test", log_level="WARNING",
                            database_url=f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='jz-gw-')}/gw.db",
                            classification_url=dead, tracing_url=dead, dispatch_url=dead, assessment_url=dead)
 
@@ -44,8 +46,8 @@ def _claims(**overrides: object) -> dict:
     return {k: v for k, v in claims.items() if v is not ...}
 
 
-def _sign(claims: dict, key: str = SECRET, algorithm: str = ALGORITHM) -> str:
-    return jwt.encode(claims, key, algorithm=algorithm)
+def _sign(claims: dict, key: object = None, algorithm: str = ALGORITHM, kid: str = GATEWAY_KEY.kid) -> str:
+    return jwt.encode(claims, key or GATEWAY_KEY.key, algorithm=algorithm, headers={"kid": kid})
 
 
 def _b64(part: dict) -> str:
@@ -67,11 +69,14 @@ BAD_TOKENS = {
     "wrong issuer": lambda: _sign(_claims(iss="evil-gateway")),
     **{f"missing {claim}": (lambda claim=claim: _sign(_claims(**{claim: ...})))
        for claim in ("exp", "iat", "iss", "aud", "sub", "role", "typ", "jti")},
-    "bad signature": lambda: _sign(_claims(), key="another-secret-" + "y" * 40),
+    "bad signature": lambda: _sign(_claims(), key=STRANGER.key),
+    "another key's id": lambda: _sign(_claims(), key=SigningKey.generate("k-other").key, kid="k-other"),
+    "no key id": lambda: jwt.encode(_claims(), GATEWAY_KEY.key, algorithm=ALGORITHM),
+    "the old shared secret (HS256)": lambda: _sign(_claims(), key=OLD_SHARED_SECRET, algorithm="HS256"),
     "tampered payload": lambda: ".".join((_sign(_claims()).split(".")[0], _b64(_claims(role="admin", iat=0)),
                                           _sign(_claims()).split(".")[2])),
-    "HS512": lambda: _sign(_claims(), algorithm="HS512"),
-    "HS384": lambda: _sign(_claims(), algorithm="HS384"),
+    "HS512": lambda: _sign(_claims(), key="x" * 64, algorithm="HS512"),
+    "HS384": lambda: _sign(_claims(), key="x" * 64, algorithm="HS384"),
     "alg none": lambda: _unsigned("none"),
     "alg None": lambda: _unsigned("None"),
     "alg NONE": lambda: _unsigned("NONE"),
@@ -114,9 +119,13 @@ async def test_missing_or_malformed_header_is_a_401(gateway: httpx.AsyncClient, 
     assert "www-authenticate" in response.headers
 
 
+#: a service's settings: the public keys only (from the suite's environment), never a private one
+SERVICE_SETTINGS = ServiceSettings(environment="test")
+
+
 def _service() -> FastAPI:
     app = FastAPI()
-    app.state.rt = SimpleNamespace(settings=SETTINGS)
+    app.state.rt = SimpleNamespace(settings=SERVICE_SETTINGS)
     install_problem_handlers(app)
 
     @app.get("/api/v1/whoami")
@@ -143,3 +152,31 @@ async def test_a_service_refuses_a_public_access_token_and_takes_the_gateways() 
                                     headers={"authorization": f"Bearer {issue_internal_token(SETTINGS, identity)}"})
     assert_problem(public, 401)
     assert internal.json() == identity.model_dump()
+
+
+FORGERIES = {
+    "the old shared secret": lambda claims: _sign(claims, key=OLD_SHARED_SECRET, algorithm="HS256"),
+    "another key under the gateway's kid": lambda claims: _sign(claims, key=STRANGER.key),
+    "another key under its own kid": lambda claims: _sign(claims, key=STRANGER.key, kid="k-stranger"),
+    "the public key as an HMAC secret": lambda claims: _sign(claims, key=GATEWAY_KEY.public_jwk()["x"],
+                                                             algorithm="HS256"),
+}
+
+
+@pytest.mark.parametrize("case", list(FORGERIES))
+async def test_a_service_refuses_internal_tokens_not_signed_by_the_gateways_key(case: str) -> None:
+    """Every claim right, only the signature not the gateway's: refused; the same claims signed by the gateway
+    pass (the control)."""
+    claims = _claims(aud=SERVICE_SETTINGS.jwt_internal_audience, typ="internal")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_service()), base_url="http://s") as client:
+        good = await client.get("/api/v1/whoami", headers={"authorization": f"Bearer {_sign(claims)}"})
+        forged = await client.get("/api/v1/whoami",
+                                  headers={"authorization": f"Bearer {FORGERIES[case](claims)}"})
+    assert good.status_code == 200, good.text
+    assert_problem(forged, 401)
+
+
+@pytest.mark.parametrize("case", list(FORGERIES))
+async def test_the_gateway_refuses_access_tokens_not_signed_by_its_key(gateway: httpx.AsyncClient, case: str) -> None:
+    assert_problem(await gateway.get("/api/v1/me", headers={"authorization": f"Bearer {FORGERIES[case](_claims())}"}),
+                   401)

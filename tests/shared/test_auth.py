@@ -1,4 +1,4 @@
-"""Bearer tokens (issue, verify, every way a token is refused) and the production-secret guard of Settings."""
+"""Bearer tokens (issue, verify, every way a token is refused, key rotation) and the demo-secret guard of Settings."""
 from __future__ import annotations
 
 import base64
@@ -9,11 +9,13 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
-from shared.auth import ALGORITHM, Identity, bearer, issue_token, verify_token
+from shared.auth import ALGORITHM, Identity, SigningKey, bearer, issue_token, public_keyset, verify_token
 from shared.errors import Unauthorized
-from shared.settings import DEMO_IDENTITY_KEY, DEMO_SECRET, Settings
+from shared.settings import DEMO_IDENTITY_KEY, Settings
 
-SETTINGS = Settings(environment="test", jwt_secret="a-test-secret-" + "x" * 64)
+KEY = SigningKey.generate("k1")
+SETTINGS = Settings(environment="test", jwt_public_keys=public_keyset(KEY))
+OLD_SHARED_SECRET = "demo-only-jwt-secret-do-not-use-in-production"  # what every component held before
 
 
 def _claims(**overrides: object) -> dict:
@@ -25,8 +27,8 @@ def _claims(**overrides: object) -> dict:
     return {k: v for k, v in claims.items() if v is not ...}
 
 
-def _sign(claims: dict, *, key: str | None = None, algorithm: str = ALGORITHM) -> str:
-    return jwt.encode(claims, key or SETTINGS.jwt_secret.get_secret_value(), algorithm=algorithm)
+def _sign(claims: dict, *, key: object = None, algorithm: str = ALGORITHM, kid: str = "k1") -> str:
+    return jwt.encode(claims, key or KEY.key, algorithm=algorithm, headers={"kid": kid})
 
 
 def _b64(part: dict) -> str:
@@ -35,7 +37,12 @@ def _b64(part: dict) -> str:
 
 def test_issued_token_verifies_to_the_same_identity() -> None:
     identity = Identity(username="s1", role="station", unit_id="s1")
-    assert verify_token(SETTINGS, issue_token(SETTINGS, identity)) == identity
+    assert verify_token(SETTINGS, issue_token(SETTINGS, identity, key=KEY)) == identity
+
+
+def test_only_a_gateway_key_mints() -> None:
+    with pytest.raises(RuntimeError, match="only the gateway"):
+        issue_token(SETTINGS, Identity(username="a", role="admin"))
 
 
 def test_hand_signed_token_with_all_claims_verifies() -> None:
@@ -43,7 +50,7 @@ def test_hand_signed_token_with_all_claims_verifies() -> None:
 
 
 def test_token_carries_configured_ttl() -> None:
-    token = issue_token(SETTINGS, Identity(username="a", role="admin"), ttl_s=120)
+    token = issue_token(SETTINGS, Identity(username="a", role="admin"), ttl_s=120, key=KEY)
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 120
 
@@ -76,8 +83,48 @@ def test_unknown_role_is_refused() -> None:
 
 
 def test_token_signed_with_another_key_is_refused() -> None:
+    """Another Ed25519 key under the accepted kid, or under its own kid: refused."""
+    other = SigningKey.generate("k1")
     with pytest.raises(Unauthorized):
-        verify_token(SETTINGS, _sign(_claims(), key="another-secret-" + "y" * 64))
+        verify_token(SETTINGS, _sign(_claims(), key=other.key))
+    with pytest.raises(Unauthorized, match="kid"):
+        verify_token(SETTINGS, issue_token(SETTINGS, Identity(username="a", role="admin"),
+                                           key=SigningKey.generate("k2")))
+
+
+@pytest.mark.parametrize("secret", [OLD_SHARED_SECRET, "any-shared-secret-" + "y" * 64])
+@pytest.mark.parametrize("algorithm", ["HS256", "HS512"])
+def test_token_signed_with_a_shared_secret_is_refused(secret: str, algorithm: str) -> None:
+    with pytest.raises(Unauthorized, match="EdDSA"):
+        verify_token(SETTINGS, _sign(_claims(), key=secret, algorithm=algorithm))
+
+
+def test_hs256_signed_with_the_public_key_is_refused() -> None:
+    """The classic confusion: the public key's bytes used as an HMAC secret."""
+    public = json.loads(public_keyset(KEY))["keys"][0]["x"]
+    with pytest.raises(Unauthorized):
+        verify_token(SETTINGS, _sign(_claims(), key=public, algorithm="HS256"))
+
+
+def test_rotation_accepts_both_keys_until_the_old_one_is_retired() -> None:
+    new = SigningKey.generate("k2")
+    during = Settings(environment="test", jwt_public_keys=public_keyset(new, KEY))
+    after = Settings(environment="test", jwt_public_keys=public_keyset(new))
+    identity = Identity(username="a", role="admin")
+    old_token, new_token = issue_token(during, identity, key=KEY), issue_token(during, identity, key=new)
+    assert jwt.get_unverified_header(new_token)["kid"] == "k2"
+    assert verify_token(during, old_token) == verify_token(during, new_token) == identity
+    assert verify_token(after, new_token) == identity
+    with pytest.raises(Unauthorized, match="kid"):
+        verify_token(after, old_token)
+
+
+def test_a_public_key_set_never_holds_a_private_key() -> None:
+    with pytest.raises(ValidationError, match="private"):
+        Settings(jwt_public_keys=json.dumps({"keys": [json.loads(KEY.private_jwk())]}))
+    with pytest.raises(ValueError, match="private"):
+        public_keyset(json.loads(KEY.private_jwk()))
+    assert "private" not in Settings.model_fields and "jwt_private_key" not in Settings.model_fields
 
 
 def test_tampered_payload_is_refused() -> None:
@@ -88,7 +135,7 @@ def test_tampered_payload_is_refused() -> None:
 
 
 def test_token_signed_with_hs512_is_refused() -> None:
-    token = _sign(_claims(), algorithm="HS512")
+    token = _sign(_claims(), key="a-shared-secret-" + "x" * 64, algorithm="HS512")
     assert jwt.get_unverified_header(token)["alg"] == "HS512"
     with pytest.raises(Unauthorized):
         verify_token(SETTINGS, token)
@@ -123,22 +170,17 @@ def test_bearer_refuses_a_missing_or_malformed_header(header: str | None) -> Non
         bearer(header)
 
 
-def test_production_refuses_the_demo_jwt_secret() -> None:
-    with pytest.raises(ValidationError, match="JIAOZHI_JWT_SECRET"):
-        Settings(environment="production", identity_hash_key="a-real-identity-key")
-
-
-def test_production_refuses_the_demo_identity_key() -> None:
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_outside_the_demo_the_demo_identity_key_is_refused(environment: str) -> None:
     with pytest.raises(ValidationError, match="JIAOZHI_IDENTITY_HASH_KEY"):
-        Settings(environment="production", jwt_secret="a-real-jwt-secret-0123456789")
+        Settings(environment=environment)
+
+
+@pytest.mark.parametrize("environment", ["demo", "test"])
+def test_the_demo_and_tests_accept_the_demo_identity_key(environment: str) -> None:
+    assert Settings(environment=environment).identity_hash_key.get_secret_value() == DEMO_IDENTITY_KEY
 
 
 def test_production_with_real_secrets_builds() -> None:
-    settings = Settings(environment="production", jwt_secret="a-real-jwt-secret-0123456789",
-                        identity_hash_key="a-real-identity-key")
+    settings = Settings(environment="production", identity_hash_key="a-real-identity-key")
     assert settings.environment == "production"
-    assert settings.jwt_secret.get_secret_value() not in (DEMO_SECRET, DEMO_IDENTITY_KEY)
-
-
-def test_demo_environment_accepts_the_demo_secret() -> None:
-    assert Settings(environment="demo").jwt_secret.get_secret_value() == DEMO_SECRET
