@@ -71,10 +71,6 @@ async def every_item(client: httpx.AsyncClient, path: str, *, headers: dict[str,
     raise AssertionError(f"{path} did not end within {most} pages")
 
 
-def auth(settings: Settings, role: str, unit_id: str | None = None, username: str | None = None) -> dict[str, str]:
-    """An Authorization header for a role, as the gateway passes it on to a service (an internal token)."""
-
-
 #: the tests' gateway key: the suite's gateways sign with it and its services accept it (tests/conftest.py puts it
 #: in JIAOZHI_JWT_PRIVATE_KEY and JIAOZHI_JWT_PUBLIC_KEYS); a launched system makes its own (`System.keys()`)
 GATEWAY_KEY = SigningKey.generate("tests")
