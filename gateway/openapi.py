@@ -114,7 +114,10 @@ def merge(gateway_doc: dict, service_docs: dict[str, dict]) -> dict:
             if schema_name in schemas and schemas[schema_name] != schema:
                 renames[schema_name] = f"{name.capitalize()}{schema_name}"
         for schema_name, schema in own_schemas.items():
-            schemas[renames.get(schema_name, schema_name)] = _rename_refs(schema, renames)
+            renamed = _rename_refs(schema, renames)
+            if schema_name in renames:  # generators name models by title: keep it unique too
+                renamed = {**renamed, "title": renames[schema_name]}
+            schemas[renames.get(schema_name, schema_name)] = renamed
         for path, item in service_doc.get("paths", {}).items():
             if not path.startswith("/api/v1/") or service_of(_example_path(path)) != name:
                 continue  # internal, or routed elsewhere by the gateway: not public

@@ -6,7 +6,8 @@
   the path and method (`list_activities_api_v1_activities_get` → `list_activities`); an id several routes
   share gets the resource (`create_persons`), and if still shared the service's name;
 - a description on every operation (its summary when the route has no docstring);
-- a request example on every request body (openapi_examples.py).
+- a request example on every request body (openapi_examples.py);
+- no `Authorization` header parameter (routes declare one to read it; the security scheme says it).
 """
 from __future__ import annotations
 
@@ -79,6 +80,11 @@ def polish(doc: dict[str, Any], owners: dict[str, str]) -> dict[str, Any]:
     used_tags: list[str] = []
     for _path, _method, op in operations:
         op["operationId"] = shortened[id(op)]
+        if "parameters" in op:  # the bearer token is the security scheme's, not a parameter of each call
+            op["parameters"] = [p for p in op["parameters"]
+                                if not (p.get("in") == "header" and p.get("name", "").lower() == "authorization")]
+            if not op["parameters"]:
+                del op["parameters"]
         if not op.get("description"):
             op["description"] = (op.get("summary") or op["operationId"].replace("_", " ")).rstrip(".") + "."
         for tag in op.get("tags", []):
