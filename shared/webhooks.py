@@ -46,7 +46,8 @@ class TaskOrderNotice(BaseModel):
     station_id: str | None = None
     at: dt.datetime
     deadline_at: dt.datetime | None = None
-    milestone: str | None = Field(None, description="overdue only: the milestone that passed (None: the order)")
+    milestone: str | None = Field(None, description="overdue only: the code of the milestone that passed (None: "
+                                                    "the order itself)")
 
 
 def new_secret() -> str:

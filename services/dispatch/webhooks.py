@@ -21,7 +21,7 @@ from shared.auth import Identity
 from shared.bus import Subscription
 from shared.db import insert_ignoring_duplicates, utcnow
 from shared.errors import Forbidden, NotFound
-from shared.events import Envelope, Fact, TaskChanged, TaskOverdue
+from shared.events import Envelope, Fact, TaskChanged, TaskOverdue, TaskOverdueV2
 from shared.pagination import Keyset, PageRequest
 from shared.runtime import Runtime
 from shared.webhooks import CE_TYPE, SecretBox, TaskOrderNotice, new_secret
@@ -135,7 +135,9 @@ def subscription(rt: Runtime) -> Subscription:
         if await fan_out(session, envelope, event="task_order.overdue", task_id=fact.task_id, fact=fact):
             _wake(rt)
 
-    return Subscription("dispatch-webhooks", "dispatch", {TaskChanged: on_changed, TaskOverdue: on_overdue})
+    # overdue: v2 (milestone codes) is what dispatch publishes now; v1 may still sit in the stream
+    return Subscription("dispatch-webhooks", "dispatch", {TaskChanged: on_changed, TaskOverdue: on_overdue,
+                                                          TaskOverdueV2: on_overdue})
 
 
 def _wake(rt: Runtime) -> None:

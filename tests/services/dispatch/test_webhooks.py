@@ -16,9 +16,11 @@ from sqlalchemy import select
 from deploy.natsd import free_port
 from services.dispatch.webhook_delivery import prune_deliveries_once
 from services.dispatch.webhook_models import WebhookDelivery
+from services.dispatch.webhooks import subscription
 from shared.db import utcnow
+from shared.events import TaskOverdueV2
 from shared.webhooks import CONTENT_TYPE, verify
-from tests.helpers import assert_problem, auth, eventually
+from tests.helpers import assert_problem, auth, envelope_of, eventually
 from tests.services.dispatch.support import Svc, incident, order, receive, running, settings_for
 
 
@@ -160,3 +162,23 @@ async def test_the_delivery_log_is_pruned_but_pending_deliveries_stay(svc: Svc) 
     assert pruned == {"webhook_delivery": 2}
     async with svc.rt.sessions() as session:
         assert [d.id for d in (await session.execute(select(WebhookDelivery))).scalars()] == ["d-pending"]
+
+
+async def test_an_overdue_order_of_the_platforms_incident_is_staged_for_its_receiver(hooked: Svc) -> None:
+    """v2 overdue events (milestone codes), handled by the webhook consumer as it would from the stream."""
+    svc = hooked
+    sub = await _register(svc, "platform-a", "http://127.0.0.1:9/hook", ["task_order.overdue"])
+    reported = await svc.client.post("/api/v1/incidents", json=incident("wh-overdue"),
+                                     headers=_platform(svc, "platform-a"))
+    task_id = await receive(svc, order("ps-yiqiao").model_copy(update={"incident_id": reported.json()["id"]}))
+    fact = TaskOverdueV2(task_id=task_id, model_id="X01", category="personal_education", station_id="ps-yiqiao",
+                         unit_id="ps-yiqiao", milestone="visit", deadline_at=utcnow(), at=utcnow())
+    handler = subscription(svc.rt).handlers[TaskOverdueV2]
+    async with svc.rt.transaction() as session:
+        await handler(session, fact, envelope_of(fact))
+    async with svc.rt.sessions() as session:
+        [row] = (await session.execute(select(WebhookDelivery).where(
+            WebhookDelivery.subscription_id == sub["id"]))).scalars()
+    event = json.loads(row.body)
+    assert row.event_type == "task_order.overdue" and event["type"] == "jiaozhi.task_order.overdue.v1"
+    assert event["data"]["milestone"] == "visit" and event["data"]["external_id"] == "wh-overdue"

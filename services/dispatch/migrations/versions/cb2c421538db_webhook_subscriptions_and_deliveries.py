@@ -1,7 +1,7 @@
 """webhook subscriptions and deliveries
 
 Revision ID: cb2c421538db
-Revises: 3aaab8ea9c7c
+Revises: 7c1e5a2d9f30
 Create Date: 2026-12-02 07:53:59.813582
 """
 from typing import Sequence, Union
@@ -13,7 +13,7 @@ import shared.db
 
 
 revision: str = 'cb2c421538db'
-down_revision: Union[str, None] = '3aaab8ea9c7c'
+down_revision: Union[str, None] = '7c1e5a2d9f30'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
