@@ -110,6 +110,19 @@ def makemigration(service: str, message: str) -> None:
     asyncio.run(run())
 
 
+@cli.command("openapi")
+def openapi_document(write: Annotated[bool, typer.Option(help="write docs/openapi.json")] = False) -> None:
+    """Print the merged public OpenAPI document as the gateway serves it (or write docs/openapi.json)."""
+    from deploy.openapi_doc import COMMITTED, merged_document, render
+
+    with tempfile.TemporaryDirectory() as tmp:
+        text = render(merged_document(Path(tmp)))
+    if write:
+        COMMITTED.write_text(text, encoding="utf-8")
+    else:
+        print(text, end="")
+
+
 @cli.command("nats-permissions")
 def nats_permissions() -> None:
     """Print the NATS users and permissions derived from the code (deploy/k8s/nats-values.yaml holds them)."""

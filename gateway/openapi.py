@@ -4,7 +4,8 @@ Each service serves its document at `/internal/openapi.json`. The gateway keeps 
 routes to that service (public paths), merges the component schemas (a name two services use for
 different shapes is prefixed with the service's name), adds its own routes (token, me, audit), the
 bearer security scheme, the problem responses every forwarded call can give (401, 403, 404, 413,
-422, 429, 502, 503, 504) and examples. The result is cached; while a service is missing, the next
+422, 429, 502, 503, 504) and examples; `openapi_polish` adds tags, servers, contact, short operation
+ids and descriptions. The result is cached; while a service is missing, the next
 request after `retry_s` tries it again. `router` serves it at `/api/v1/openapi.json` and `/docs`
 (the app keeps its `MergedDocument` on `app.state.document`).
 """
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from gateway.openapi_polish import polish
 from gateway.routes import service_of
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,7 @@ def merge(gateway_doc: dict, service_docs: dict[str, dict]) -> dict:
     paths: dict[str, Any] = doc.setdefault("paths", {})
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
+    owners = dict.fromkeys(paths, "gateway")
     for name, service_doc in sorted(service_docs.items()):
         own_schemas = service_doc.get("components", {}).get("schemas", {})
         renames = {}
@@ -111,11 +114,15 @@ def merge(gateway_doc: dict, service_docs: dict[str, dict]) -> dict:
             if schema_name in schemas and schemas[schema_name] != schema:
                 renames[schema_name] = f"{name.capitalize()}{schema_name}"
         for schema_name, schema in own_schemas.items():
-            schemas[renames.get(schema_name, schema_name)] = _rename_refs(schema, renames)
+            renamed = _rename_refs(schema, renames)
+            if schema_name in renames:  # generators name models by title: keep it unique too
+                renamed = {**renamed, "title": renames[schema_name]}
+            schemas[renames.get(schema_name, schema_name)] = renamed
         for path, item in service_doc.get("paths", {}).items():
             if not path.startswith("/api/v1/") or service_of(_example_path(path)) != name:
                 continue  # internal, or routed elsewhere by the gateway: not public
             paths[path] = _rename_refs(item, renames)
+            owners[path] = name
     doc["components"].setdefault("securitySchemes", {})["bearer"] = {
         "type": "oauth2", "description": "Bearer token from POST /api/v1/auth/token",
         "flows": {"password": {"tokenUrl": "/api/v1/auth/token", "scopes": {}},
@@ -142,7 +149,7 @@ def merge(gateway_doc: dict, service_docs: dict[str, dict]) -> dict:
     for unused in ("HTTPValidationError", "ValidationError"):
         if unused in schemas and unused not in json.dumps(doc["paths"]):
             schemas.pop(unused)
-    return doc
+    return polish(doc, owners)
 
 
 class MergedDocument:

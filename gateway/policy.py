@@ -18,6 +18,7 @@ DISTRICT = frozenset({"admin", "command"})
 OFFICERS = frozenset({"admin", "command", "squadron", "station"})
 EVERYONE = OFFICERS | {"platform"}
 REPORTERS = DISTRICT | {"platform"}  # who may send incidents and registry records in
+INTEGRATORS = ADMIN | {"platform"}  # webhooks: a platform its own, an admin all
 DEFAULT = OFFICERS
 
 # (methods, path template, roles). `{x}` is one path segment. First match wins.
@@ -43,6 +44,10 @@ RULES: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("POST", "/api/v1/{registry}:batch", REPORTERS),
     ("GET", "/api/v1/{registry}", EVERYONE),
     ("GET", "/api/v1/{registry}/{id}", EVERYONE),
+    ("POST", "/api/v1/webhooks", frozenset({"platform"})),
+    ("GET", "/api/v1/webhooks", INTEGRATORS),
+    ("GET DELETE", "/api/v1/webhooks/{id}", INTEGRATORS),
+    ("GET", "/api/v1/webhooks/{id}/deliveries", INTEGRATORS),
     ("PUT", "/api/v1/stations/{id}/features", DISTRICT),
     ("PUT DELETE", "/api/v1/stations/{id}/mode-override", DISTRICT),
     ("POST", "/api/v1/classification/runs", DISTRICT),

@@ -46,7 +46,8 @@ Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 
 #: the gateway's own paths under /api/v1 (served by FastAPI, never forwarded)
-OWN_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/me", "/api/v1/openapi.json", "/api/v1/audit"})
+OWN_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/me", "/api/v1/openapi.json", "/api/v1/asyncapi.json",
+                       "/api/v1/audit"})
 WWW_AUTHENTICATE = 'Bearer realm="jiaozhi"'
 
 

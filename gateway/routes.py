@@ -8,7 +8,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/v1/stations/[^/]+/(features|mode-override)$", "classification"),
     (r"^/api/v1/stations/[^/]+/score$", "assessment"),
     (r"^/api/v1/incidents/[^/]+/trace$", "tracing"),
-    (r"^/api/v1/(incidents|tasks|units|stations|arrival-rates|routing-table)(:[a-z]+)?(/.*)?$", "dispatch"),
+    (r"^/api/v1/(incidents|tasks|units|stations|arrival-rates|routing-table|webhooks)(:[a-z]+)?(/.*)?$", "dispatch"),
     (r"^/api/v1/classification(/.*)?$", "classification"),
     (r"^/api/v1/(tracing|persons|vehicles|enterprises|villages|road-sections|hazards)(:[a-z]+)?(/.*)?$", "tracing"),
     (r"^/api/v1/(assessment|board|reports|activities|indicators)(:[a-z]+)?(/.*)?$", "assessment"),

@@ -15,6 +15,9 @@ from services.dispatch.handlers import subscriptions
 from services.dispatch.models import OUTBOX, metadata
 from services.dispatch.routing import RoutingTable
 from services.dispatch.stream import TaskFeed
+from services.dispatch.webhook_api import box_of
+from services.dispatch.webhook_api import router as webhook_router
+from services.dispatch.webhook_delivery import Deliverer, prune_deliveries
 from shared.runtime import Runtime, ServiceSpec, build_service_app
 
 
@@ -29,8 +32,10 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
         rt.state["feed"] = TaskFeed()
 
     def loops(rt: Runtime) -> dict[str, Coroutine[Any, Any, None]]:
-        """The deadline scheduler and the task feed of the live stream."""
+        """The deadline scheduler, the task feed of the live stream and the webhook deliveries."""
         return {
+            "webhook-delivery": Deliverer(rt, settings, box_of(rt)).run(),
+            "webhook-retention": prune_deliveries(rt, settings),
             "deadline-scheduler": scheduler.run(rt, interval_s=settings.scheduler_interval_s,
                                                 grace_s=settings.escalation_grace_s),
             "task-feed": rt.state["feed"].run(rt.bus),
@@ -38,6 +43,7 @@ def create_app(settings: DispatchSettings | None = None) -> FastAPI:
 
     return build_service_app(settings, ServiceSpec(
         name="dispatch", metadata=metadata, outbox=OUTBOX, migrations=Path(__file__).parent / "migrations",
-        routers=[router], subscriptions=subscriptions, on_start=on_start, loops=loops, gauges=task_order_gauges,
+        routers=[router, webhook_router], subscriptions=subscriptions, on_start=on_start, loops=loops,
+        gauges=task_order_gauges,
         description="Units and areas, incident dispatch with arrival times, task-order routing and lifecycle.",
     ))

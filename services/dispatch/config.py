@@ -4,11 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
 from shared.settings import ServiceSettings
 
 HERE = Path(__file__).parent
+DEMO_WEBHOOK_KEY = "demo-only-webhook-secret-key"  # clearly-marked demo default
 
 
 class DispatchSettings(ServiceSettings):
@@ -27,3 +28,29 @@ class DispatchSettings(ServiceSettings):
         10_000, ge=0, description="a task stream resumed with Last-Event-ID replays at most this many stream "
                                   "messages (and only those the stream still holds); further back: `stream.reset`")
     batch_chunk: int = Field(200, ge=1, description="incidents of a batch stored per transaction")
+    webhook_secret_key: SecretStr = Field(
+        SecretStr(DEMO_WEBHOOK_KEY), description="encrypts webhook signing secrets at rest (Fernet); set it, as a "
+                                                 "variable or a secret file, outside the demo")
+    webhook_allow: list[str] = Field(
+        [], description="networks (CIDR) webhook receivers may be in although loopback, private or link-local, "
+                        'e.g. ["10.20.0.0/16"]; everything else must be a public address')
+    webhook_backoff_s: list[float] = Field(
+        [10, 60, 300, 1800, 7200], description="waits before the 2nd, 3rd… delivery attempt; after the last, the "
+                                               "delivery is marked failed")
+    webhook_timeout_s: float = Field(5.0, gt=0, description="one delivery attempt's whole time (connect to body)")
+    webhook_max_response_bytes: int = Field(65536, ge=0, description="a receiver's answer is read up to this")
+    webhook_poll_s: float = Field(1.0, gt=0, description="how often the delivery loop looks for due deliveries")
+    webhook_batch: int = Field(20, ge=1, description="deliveries attempted at once by one replica")
+    webhook_log_days: float = Field(30.0, ge=0, description="delivered and failed deliveries (the delivery log) "
+                                                            "are pruned after this many days (0: never)")
+
+    @property
+    def webhook_require_https(self) -> bool:
+        """https only, except in the demo and tests."""
+        return self.environment not in ("demo", "test")
+
+    @model_validator(mode="after")
+    def _refuse_demo_webhook_key_in_production(self) -> DispatchSettings:
+        if self.environment == "production" and self.webhook_secret_key.get_secret_value() == DEMO_WEBHOOK_KEY:
+            raise ValueError("JIAOZHI_WEBHOOK_SECRET_KEY must be set outside the demo")
+        return self

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch import directory, routing, service, tasks
+from services.dispatch import directory, routing, service, tasks, webhooks
 from shared.bus import Subscription
 from shared.events import Envelope, StationClassified, TaskOrderGenerated, TaskOrderGeneratedV2
 from shared.runtime import Runtime
 
 
 def subscriptions(rt: Runtime) -> list[Subscription]:
-    """Task orders from tracing; station modes from classification."""
+    """Task orders from tracing; station modes from classification; its own task events for webhooks."""
 
     async def on_task_generated(session: AsyncSession, fact: TaskOrderGenerated, _: Envelope) -> None:
         version, table = await routing.in_force(rt.state, session, ttl_s=rt.settings.area_cache_s)
@@ -26,4 +26,5 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
         Subscription("dispatch", "tracing", {TaskOrderGenerated: on_task_generated,
                                              TaskOrderGeneratedV2: on_task_generated}),
         Subscription("dispatch", "classification", {StationClassified: on_station_classified}),
+        webhooks.subscription(rt),
     ]

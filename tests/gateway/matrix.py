@@ -48,6 +48,8 @@ EVERYONE = _codes("ok", "ok", "ok", "ok", "ok")
 DISTRICT = _codes("ok", "ok", "deny", "deny", "deny")
 ADMIN = _codes("ok", "deny", "deny", "deny", "deny")
 REPORTERS = _codes("ok", "ok", "deny", "deny", "ok")
+INTEGRATORS = _codes("ok", "deny", "deny", "deny", "ok")  # webhooks: a platform its own, an admin all
+PLATFORMS = _codes("deny", "deny", "deny", "deny", "ok")
 
 
 def _later() -> str:
@@ -146,11 +148,19 @@ MATRIX: tuple[Line, ...] = (
     Line("GET", "/api/v1/reports/jobs/{job_id}", OFFICERS, ok_also=(404,)),
     Line("GET", "/api/v1/reports/jobs/{job_id}/file", OFFICERS, ok_also=(404,)),
     Line("GET", "/api/v1/reports/{kind}", OFFICERS),
+    # webhooks (422: the sample receiver is a private address, refused without an allow-list)
+    Line("POST", "/api/v1/webhooks", PLATFORMS, ok_also=(422,),
+         body={"url": "http://10.99.0.1/hook", "events": ["task_order.verified"]}),
+    Line("GET", "/api/v1/webhooks", INTEGRATORS),
+    Line("GET", "/api/v1/webhooks/{webhook_id}", INTEGRATORS, ok_also=(404,)),
+    Line("DELETE", "/api/v1/webhooks/{webhook_id}", INTEGRATORS, ok_also=(404,)),
+    Line("GET", "/api/v1/webhooks/{webhook_id}/deliveries", INTEGRATORS, ok_also=(404,)),
 )
 
 #: values for path parameters that do not depend on jurisdiction
 FIXED_PARAMS = {"key": "no-such-key", "model_id": "P01", "run_id": "no-such-run", "job_id": "no-such-job",
-                "kind": "daily", "service": "dispatch", "dead_letter_id": "999999999"}
+                "kind": "daily", "service": "dispatch", "dead_letter_id": "999999999",
+                "webhook_id": "no-such-webhook"}
 
 #: (method, path, role) where a service answers more leniently than the matrix when called directly
 #: (the gateway refuses these; the service should too). Listed so a gap stays visible: the direct

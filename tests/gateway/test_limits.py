@@ -225,7 +225,8 @@ async def test_merged_document_keeps_public_paths_and_adds_problems() -> None:
     # two services, one schema name, two shapes: the later service's (by name) is renamed
     assert board["responses"]["200"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Shared"
     assert doc["components"]["schemas"]["Shared"] == {"type": "integer"}
-    assert doc["components"]["schemas"]["DispatchShared"] == {"type": "string"}
+    # …with its title, so generators (which name models by title) do not make two models of one name
+    assert doc["components"]["schemas"]["DispatchShared"] == {"type": "string", "title": "DispatchShared"}
     assert {"401", "403", "404", "422", "429", "502", "503", "504"} <= set(board["responses"])
     assert "413" not in board["responses"]
     assert board["security"] == [{"bearer": []}]

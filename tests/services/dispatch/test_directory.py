@@ -20,7 +20,7 @@ from tests.services.dispatch.support import (
 
 async def route(svc: Svc, fact: TaskOrderGenerated) -> str:
     """Hand an order to the replica's own consumer handler (which uses the replica's cached directory)."""
-    [tracing, _] = subscriptions(svc.rt)
+    tracing = next(s for s in subscriptions(svc.rt) if s.owner == "tracing")
     async with svc.rt.transaction() as session:
         await tracing.handlers[TaskOrderGenerated](session, fact, Envelope(
             source="test", type=fact.subject, subject=fact.task_id, time=utcnow(), data=fact.model_dump(mode="json")))
@@ -29,7 +29,7 @@ async def route(svc: Svc, fact: TaskOrderGenerated) -> str:
 
 async def classify(svc: Svc, station_id: str, mode: str) -> None:
     """Apply a classification on this replica as its consumer would."""
-    [_, classification] = subscriptions(svc.rt)
+    classification = next(s for s in subscriptions(svc.rt) if s.owner == "classification")
     fact = StationClassified(station_id=station_id, mode=mode, source="model")
     async with svc.rt.transaction() as session:
         await classification.handlers[StationClassified](session, fact, Envelope(
