@@ -2,7 +2,8 @@
 
 `create_app` assembles it. Forwarded paths go straight to `proxy.Proxy` (pure ASGI, the hot path);
 the gateway's own routes are FastAPI routers, one file a concept: `grants` (token, me), `audit`
-(the audit list), `openapi` (the merged document, /docs) and `health` (healthz, readyz, metrics).
+(the audit list), `openapi` (the merged document), `health` (healthz, readyz, metrics) and `console` (the web
+console at `/` and the API docs page at `/docs`, static files from the package).
 What they share is a `state.GatewayState` on `app.state.gateway`, opened and closed by `lifespan`.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from gateway import audit, grants, health, labels, openapi
+from gateway import audit, console, grants, health, labels, openapi
 from gateway.config import SERVICES, GatewaySettings
 from gateway.lifespan import MIGRATIONS, lifespan
 from gateway.limits import RateLimiter
@@ -79,4 +80,5 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     app.fast_path = RequestContextMiddleware(app.proxy, metrics=gw.metrics)
     for router in (health.router, openapi.router, grants.router, audit.router, labels.router, unrouted_router):
         app.include_router(router)  # in this order: the catch-all last
+    console.install(app)
     return instrument(app)

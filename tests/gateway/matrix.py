@@ -76,6 +76,7 @@ MATRIX: tuple[Line, ...] = (
     Line("GET", "/api/v1/audit", ADMIN),
     # dispatch: units and stations
     Line("GET", "/api/v1/units", OFFICERS),
+    Line("GET", "/api/v1/units/areas", OFFICERS),
     Line("GET", "/api/v1/units/{unit_id}", OFFICERS),
     Line("POST", "/api/v1/units", ADMIN, body=lambda o: {"id": "brigade", "name": "Brigade", "kind": "brigade"}),
     Line("POST", "/api/v1/units:import", ADMIN),
