@@ -2,7 +2,7 @@
 import * as auth from "./auth.js";
 import * as i18n from "./i18n.js";
 import { html, render, useEffect, useState } from "./lib.js";
-import { Problem } from "./ui.js";
+import { Loading, Problem } from "./ui.js";
 import { SCREENS } from "./screens/index.js";
 
 const t = i18n.t;
@@ -59,7 +59,13 @@ function Shell({ who }) {
   }, []);
   const allowed = SCREENS.filter((s) => s.roles.includes(who.role));
   const screen = allowed.find((s) => s.name === route.name) || allowed[0];
-  const Screen = screen.view;
+  const [loaded, setLoaded] = useState(null); // {name, view}
+  useEffect(() => {
+    let gone = false;
+    screen.load().then((view) => !gone && setLoaded({ name: screen.name, view }));
+    return () => { gone = true; };
+  }, [screen.name]);
+  const Screen = loaded?.name === screen.name ? loaded.view : Loading;
   return html`<div class="shell">
     <header class="top">
       <h1>${t("app.title")}</h1>
@@ -89,6 +95,5 @@ async function switchLang(lang) {
 }
 
 auth.onChange(draw);
-await i18n.use(i18n.current());
-await auth.restore().catch(() => null);
+await Promise.all([i18n.use(i18n.current()), auth.restore().catch(() => null)]);
 draw();

@@ -1,19 +1,15 @@
 // The screens and who sees them (the API scopes what each role reads; this only hides what it would refuse).
-import { Assessment } from "./assessment.js";
+// The board, the screen a console opens on, comes with the shell; the others load when first opened.
 import { Board } from "./board.js";
-import { Classification } from "./classification.js";
-import { Dispatch } from "./dispatch.js";
-import { DistrictMap } from "./map.js";
-import { Tracing } from "./tracing.js";
 
 const OFFICERS = ["admin", "command", "squadron", "station"];
 const DISTRICT = ["admin", "command"];
 
 export const SCREENS = [
-  { name: "board", view: Board, roles: OFFICERS },
-  { name: "tracing", view: Tracing, roles: OFFICERS },
-  { name: "assessment", view: Assessment, roles: OFFICERS },
-  { name: "map", view: DistrictMap, roles: OFFICERS },
-  { name: "classification", view: Classification, roles: DISTRICT },
-  { name: "dispatch", view: Dispatch, roles: OFFICERS },
+  { name: "board", roles: OFFICERS, load: async () => Board },
+  { name: "tracing", roles: OFFICERS, load: async () => (await import("./tracing.js")).Tracing },
+  { name: "assessment", roles: OFFICERS, load: async () => (await import("./assessment.js")).Assessment },
+  { name: "map", roles: OFFICERS, load: async () => (await import("./map.js")).DistrictMap },
+  { name: "classification", roles: DISTRICT, load: async () => (await import("./classification.js")).Classification },
+  { name: "dispatch", roles: OFFICERS, load: async () => (await import("./dispatch.js")).Dispatch },
 ];
