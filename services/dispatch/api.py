@@ -13,19 +13,16 @@ from services.dispatch import areas, directory, rates, routing, service, tasks
 from services.dispatch.schemas import (
     ArrivalIn,
     ArrivalRatesOut,
-    BulkIn,
-    BulkOut,
     IncidentBatchOut,
     IncidentIn,
     IncidentItemResult,
     IncidentOut,
     StationOut,
-    TaskOut,
-    TransitionIn,
     UnitIn,
     UnitOut,
 )
 from services.dispatch.stream import frames
+from services.dispatch.task_views import BulkIn, BulkOut, TaskOut, TransitionIn
 from shared.auth import Identity
 from shared.batch import batch_body_schema, read_batch, validated
 from shared.errors import Conflict, Forbidden, Invalid

@@ -1,5 +1,5 @@
 // 日清看板 The daily board (the article's figure 4): every station × the 8 themes for a day, live.
-import { api, follow } from "../api.js";
+import { all, api, follow } from "../api.js";
 import { label, shortName, t } from "../i18n.js";
 import { html, localDay, num, pct, useEffect, useLoad, useMemo, useRef, useState } from "../lib.js";
 import { Chip, Filter, Loaded, Section } from "../ui.js";
@@ -9,8 +9,8 @@ const REFRESH_S = 60; // activity-driven themes: polled; task-driven ones follow
 async function loadBoard(day) {
   const [board, stations, squadrons] = await Promise.all([
     api("board", { query: { date: day } }),
-    api("stations"),
-    api("units", { query: { kind: "squadron" } }),
+    all("stations"),
+    all("units", { kind: "squadron" }),
   ]);
   return { board, stations: Object.fromEntries(stations.map((s) => [s.id, s])), squadrons };
 }

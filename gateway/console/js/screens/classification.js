@@ -1,13 +1,13 @@
 // 站所分类 Classification: the latest run, each station's mode with margin and distinctive features, overrides
 // with a reason, and a what-if dry run from an uploaded CSV (station_id,<feature>,…) that changes nothing.
-import { api } from "../api.js";
+import { all, api } from "../api.js";
 import { label, shortName, t } from "../i18n.js";
 import { html, num, useLoad, useState } from "../lib.js";
 import { Chip, Loaded, Problem, Section } from "../ui.js";
 
 async function load() {
   const [runs, modes, stations] = await Promise.all([
-    api("classification/runs", { query: { limit: 1 } }), api("classification/modes"), api("stations")]);
+    api("classification/runs", { query: { limit: 1 } }), api("classification/modes"), all("stations")]);
   const latest = runs.items[0] ? await api(`classification/runs/${runs.items[0].id}`) : null;
   return { latest, modes: Object.fromEntries(modes.map((m) => [m.station_id, m])),
            names: Object.fromEntries(stations.map((s) => [s.id, shortName(s.name)])) };

@@ -21,7 +21,7 @@ async function loadIncidents(f) {
 export function Tracing({ arg, navigate }) {
   const [f, setF] = useState({ day: localDay(), station: null, model: null, category: null, status: null });
   const set = (key) => (value) => setF({ ...f, [key]: value });
-  const refs = useLoad(() => Promise.all([api("stations"), api("tracing/models")]), []);
+  const refs = useLoad(() => Promise.all([all("stations"), api("tracing/models")]), []);
   const list = useLoad(() => loadIncidents(f), [f.day, f.station, f.model, f.category, f.status]);
   return html`<div class="split">
     <div class="side">
