@@ -1,6 +1,6 @@
 // Swagger UI over the merged document: a file of its own because the page's CSP allows no inline script.
 window.ui = window.SwaggerUIBundle({
-  url: "/api/v1/openapi.json",
+  url: document.getElementById("swagger-ui").dataset.url,
   dom_id: "#swagger-ui",
   deepLinking: true,
   presets: [window.SwaggerUIBundle.presets.apis],
