@@ -53,9 +53,10 @@ export function modelName(model) {
   return lang === "zh-CN" && model.name_zh ? model.name_zh : pick(model.description);
 }
 
-/** A name given in both scripts ("北干派出所 (Beigan)", "Beigan station (北干派出所)") in the reader's script. */
+/** A name given in both scripts ("瓜沥派出所（一站式） (Guali one-stop station)") in the reader's script: the last
+ * half-width "( … )" at the end is the other script's; a name without one is shown whole. */
 export function shortName(name) {
-  const m = /^(.*?)\s*[(（](.+)[)）]$/.exec(name || "");
+  const m = /^(.*\S)\s+\(([^()]+)\)$/.exec(name || "");
   if (!m) return name;
   const cjk = (x) => /[\u4e00-\u9fff]/.test(x);
   const [zh, en] = cjk(m[1]) ? [m[1], m[2]] : [m[2], m[1]];

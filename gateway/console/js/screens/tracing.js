@@ -18,10 +18,11 @@ async function loadIncidents(f) {
   return incidents.filter((i) => ids.has(i.id));
 }
 
-export function Tracing({ arg, navigate }) {
+export function Tracing({ arg }) {
   const [f, setF] = useState({ day: localDay(), station: null, model: null, category: null, status: null });
   const set = (key) => (value) => setF({ ...f, [key]: value });
-  const refs = useLoad(() => Promise.all([all("stations"), api("tracing/models")]), []);
+  const refs = useLoad(() => Promise.all([all("units", {}, 5000), api("tracing/models")]), []);
+  const names = refs.data ? Object.fromEntries(refs.data[0].map((u) => [u.id, shortName(u.name)])) : {};
   const list = useLoad(() => loadIncidents(f), [f.day, f.station, f.model, f.category, f.status]);
   return html`<div class="split">
     <div class="side">
@@ -30,7 +31,7 @@ export function Tracing({ arg, navigate }) {
           onChange=${(e) => e.target.value && set("day")(e.target.value)} /></label>
         <${Loaded} state=${refs}>${([stations, models]) => html`
           <${Filter} name="station" value=${f.station} onChange=${set("station")}
-            choices=${stations.map((s) => [s.id, shortName(s.name)])} />
+            choices=${stations.filter((u) => u.kind === "station").map((s) => [s.id, shortName(s.name)])} />
           <${Filter} name="model" value=${f.model} onChange=${set("model")}
             choices=${models.map((m) => [m.id, `${m.id} ${modelName(m)}`])} />`}<//>
         <${Filter} name="category" group="category" value=${f.category} onChange=${set("category")} />
@@ -40,10 +41,10 @@ export function Tracing({ arg, navigate }) {
         <ul class="incidents" data-testid="incidents">${items.map((i) => html`<li>
           <a href=${`#/tracing/${i.id}`} class=${i.id === arg ? "on" : ""} data-testid="incident">
             <b>${label("incident_kind", i.kind)}</b> ${when(i.occurred_at)}
-            <span class="muted">${i.station_id || t("tracing.outside")} · ${t("tracing.severity", i.severity)}</span>
+            <span class="muted">${names[i.station_id] || i.station_id || t("tracing.outside")} · ${t("tracing.severity", i.severity)}</span>
           </a></li>`)}</ul>`}<//>
     </div>
-    <div class="main">${arg ? html`<${Trace} id=${arg} key=${arg} navigate=${navigate} />`
+    <div class="main">${arg ? html`<${Trace} id=${arg} key=${arg} names=${names} />`
       : html`<p class="muted">${t("tracing.pick")}</p>`}</div>
   </div>`;
 }
@@ -55,15 +56,15 @@ async function loadTrace(id) {
   return { incident, trace, tasks, models: Object.fromEntries(models.map((m) => [m.id, m])) };
 }
 
-function Trace({ id }) {
+function Trace({ id, names }) {
   const state = useLoad(() => loadTrace(id), [id]);
   return html`<${Loaded} state=${state}>${(d) => html`<div data-testid="trace">
     <${Section} title=${`${label("incident_kind", d.incident.kind)} · ${d.incident.external_id}`}>
       <dl class="facts">
         <dt>${t("tracing.occurred")}</dt><dd>${when(d.incident.occurred_at)}</dd>
-        <dt>${t("tracing.station")}</dt><dd>${d.incident.station_id || t("tracing.outside")}</dd>
+        <dt>${t("tracing.station")}</dt><dd>${names[d.incident.station_id] || d.incident.station_id || t("tracing.outside")}</dd>
         <dt>${t("tracing.mode")}</dt><dd>${label("mode", d.incident.mode)}</dd>
-        <dt>${t("tracing.handling")}</dt><dd>${d.incident.handling_unit_id || "—"}</dd>
+        <dt>${t("tracing.handling")}</dt><dd>${names[d.incident.handling_unit_id] || d.incident.handling_unit_id || "—"}</dd>
         <dt>${t("tracing.arrival")}</dt><dd>${d.incident.response_s == null ? "—"
           : t("tracing.response", { s: Math.round(d.incident.response_s) })}</dd>
         <dt>${t("tracing.severity_label")}</dt><dd>${t("tracing.severity", d.incident.severity)}</dd>
@@ -78,7 +79,7 @@ function Trace({ id }) {
           <td>${x.issued ? t("common.yes") : t("tracing.backfill")}</td></tr>`)}</tbody></table>
       <//>` : html`<p class="muted">${t("tracing.not_traced")}</p>`}
     <${Section} title=${t("tracing.orders", { n: d.tasks.length })}>
-      ${d.tasks.map((x) => html`<${Order} task=${x} model=${d.models[x.model_id]} />`)}
+      ${d.tasks.map((x) => html`<${Order} task=${x} model=${d.models[x.model_id]} names=${names} />`)}
     <//>
   </div>`}<//>`;
 }
@@ -93,14 +94,14 @@ function Sources({ trace }) {
   </div><//>`;
 }
 
-function Order({ task, model }) {
+function Order({ task, model, names }) {
   const step = task.status === "verified" ? LOOP.length - 1 : LOOP.indexOf(task.status);
   const done = task.milestones.filter((m) => m.done || m.completed_at).length;
   return html`<article class="order" data-testid="order">
     <header><b>${task.model_id}</b> ${modelName(model)} · ${label("category", task.category)}
-      · ${t("task.unit")}: ${task.unit_id}
+      · ${t("task.unit")}: ${names[task.unit_id] || task.unit_id}
       ${task.overdue ? html` <span class="chip red">${label("task_status", "overdue")}</span>` : ""}
-      ${task.escalated_to ? html` <span class="chip yellow">${t("dispatch.escalated_to", { unit: task.escalated_to })}</span>` : ""}
+      ${task.escalated_to ? html` <span class="chip yellow">${t("dispatch.escalated_to", { unit: names[task.escalated_to] || task.escalated_to })}</span>` : ""}
     </header>
     <ol class="loop">${LOOP.map((s, i) => html`<li class=${i < step ? "done" : i === step ? "now" : ""}>
       ${label("task_status", s)}</li>`)}
