@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -111,6 +112,12 @@ def test_rankings_within_each_mode_with_colours_and_a_stations_nine_indicators_a
         assert shown == [[str(s["rank_in_mode"]), s["colour"]] for s in ranked], mode
         assert shown[0][0] == "1"
     assert {s["colour"] for s in api} <= {"blue", "yellow", "red"}
+
+    with page.expect_download() as csv:
+        page.click("[data-testid=csv]")
+    assert csv.value.suggested_filename.endswith(".csv")
+    text = Path(csv.value.path()).read_text(encoding="utf-8-sig")
+    assert all(s["name"].split(" (")[0] in text for s in api), text[:500]  # every station of the month
 
     rows.first.click()
     page.wait_for_selector("[data-testid=indicators]")

@@ -45,11 +45,11 @@ function Assignments({ run, modes, names, testid }) {
     <th>${t("classification.model_mode")}</th><th>${t("classification.margin")}</th>
     <th>${t("classification.distinctive")}</th>${modes && html`<th>${t("classification.in_force")}</th>`}</tr></thead>
   <tbody>${run.assignments.map((a) => html`<tr>
-    <td>${names[a.station_id] || a.station_id}</td><td>${label("mode", a.mode)}${a.outlier ? " *" : ""}</td>
+    <td>${names[a.station_id] || a.station_id}</td><td class="nowrap">${label("mode", a.mode)}${a.outlier ? " *" : ""}</td>
     <td>${num(a.margin, 2)}</td>
-    <td class="small">${a.distinctive.slice(0, 3).map((x) => `${x.feature} ${x.z > 0 ? "+" : ""}${num(x.z, 1)}σ`)
+    <td class="small">${a.distinctive.slice(0, 3).map((x) => `${label("feature", x.feature)} ${x.z > 0 ? "+" : ""}${num(x.z, 1)}σ`)
       .join(" · ")}</td>
-    ${modes && html`<td>${label("mode", modes[a.station_id]?.mode)}${modes[a.station_id]?.mode_source === "override"
+    ${modes && html`<td class="nowrap">${label("mode", modes[a.station_id]?.mode)}${modes[a.station_id]?.mode_source === "override"
       ? html` <span class="chip yellow" title=${modes[a.station_id].override_reason}>${t("classification.overridden")}</span>`
       : ""}</td>`}
   </tr>`)}</tbody></table>`;
