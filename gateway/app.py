@@ -2,8 +2,9 @@
 
 `create_app` assembles it. Forwarded paths go straight to `proxy.Proxy` (pure ASGI, the hot path);
 the gateway's own routes are FastAPI routers, one file a concept: `grants` (token, me), `audit`
-(the audit list), `openapi` (the merged document, /docs), `asyncapi` (the events' document) and
-`health` (healthz, readyz, metrics).
+(the audit list), `openapi` (the merged document), `asyncapi` (the events' document), `health` (healthz,
+readyz, metrics), `admin` (dead letters) and `console` (the web console at `/` and the API docs page at `/docs`,
+static files from the package).
 What they share is a `state.GatewayState` on `app.state.gateway`, opened and closed by `lifespan`.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from gateway import admin, asyncapi, audit, grants, health, labels, openapi
+from gateway import admin, asyncapi, audit, console, grants, health, labels, openapi
 from gateway.config import SERVICES, GatewaySettings
 from gateway.lifespan import MIGRATIONS, lifespan
 from gateway.limits import RateLimiter
@@ -84,4 +85,5 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
                    admin.router,
                    unrouted_router):
         app.include_router(router)  # in this order: the catch-all last
+    console.install(app)
     return instrument(app)

@@ -5,9 +5,9 @@ routes to that service (public paths), merges the component schemas (a name two 
 different shapes is prefixed with the service's name), adds its own routes (token, me, audit), the
 bearer security scheme, the problem responses every forwarded call can give (401, 403, 404, 413,
 422, 429, 502, 503, 504) and examples; `openapi_polish` adds tags, servers, contact, short operation
-ids and descriptions. The result is cached; while a service is missing, the next
-request after `retry_s` tries it again. `router` serves it at `/api/v1/openapi.json` and `/docs`
-(the app keeps its `MergedDocument` on `app.state.document`).
+ids and descriptions. The result is cached; while a service is missing, the next request after `retry_s`
+tries it again. `router` serves it at `/api/v1/openapi.json` (the app keeps its `MergedDocument` on
+`app.state.document`); `gateway.console` serves the `/docs` page over it.
 """
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from gateway.openapi_polish import polish
 from gateway.routes import service_of
@@ -201,8 +200,3 @@ async def openapi_document(request: Request) -> JSONResponse:
     document: MergedDocument = request.app.state.document
     return JSONResponse(await document.get())
 
-
-@router.get("/docs")
-async def docs() -> HTMLResponse:
-    """Swagger UI over the merged document."""
-    return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="jiaozhi API")

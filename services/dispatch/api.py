@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
-from services.dispatch import directory, rates, routing, service, tasks
+from services.dispatch import areas, directory, rates, routing, service, tasks
 from services.dispatch.schemas import (
     ArrivalIn,
     ArrivalRatesOut,
@@ -81,6 +81,19 @@ async def list_units(rt: RuntimeDep, who: CallerDep, page: PageDep, kind: UnitKi
     async with rt.sessions() as session:
         rows, next_cursor = await service.list_units(session, request=page, kind=kind)
     return Page(items=[UnitOut.model_validate(u) for u in rows], next_cursor=next_cursor)
+
+
+@router.get("/units/areas", response_model=areas.AreaCollection, tags=["units"],
+            responses={200: {"content": {"application/geo+json": {}}}})
+async def unit_areas(rt: RuntimeDep, who: CallerDep, page: PageDep) -> Response:
+    """Stations' responsibility areas as a GeoJSON FeatureCollection (for the district map), in station id order;
+    `next_cursor` (a foreign member) pages like every list."""
+    _officer(who)
+    async with rt.sessions() as session:
+        rows, next_cursor = await service.list_units(session, request=page, kind="station")
+    collection = areas.AreaCollection(features=[areas.area_feature(u) for u in rows if isinstance(u.area, dict)],
+                                      next_cursor=next_cursor)
+    return Response(collection.model_dump_json(), media_type="application/geo+json")
 
 
 @router.get("/units/{unit_id}", response_model=UnitOut, tags=["units"])

@@ -81,6 +81,7 @@ MATRIX: tuple[Line, ...] = (
     Line("POST", "/api/v1/admin/dead-letters/{service}/{dead_letter_id}/replay", ADMIN, ok_also=(404,)),
     # dispatch: units and stations
     Line("GET", "/api/v1/units", OFFICERS),
+    Line("GET", "/api/v1/units/areas", OFFICERS),
     Line("GET", "/api/v1/units/{unit_id}", OFFICERS),
     Line("POST", "/api/v1/units", ADMIN, body=lambda o: {"id": "brigade", "name": "Brigade", "kind": "brigade"}),
     Line("POST", "/api/v1/units:import", ADMIN),

@@ -97,6 +97,42 @@ async def test_a_platform_may_not_read_units_or_stations(dispatch: Dispatch) -> 
         assert_problem(await dispatch.client.get(path, headers=dispatch.as_("platform")), 403)
 
 
+async def test_station_areas_come_as_geojson_pages_in_id_order(dispatch: Dispatch) -> None:
+    stations = {u["id"]: u for u in DEMO["units"] if u["kind"] == "station"}
+    features, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 10} | ({"cursor": cursor} if cursor else {})
+        response = await dispatch.client.get("/api/v1/units/areas", params=params,
+                                             headers=dispatch.as_("station", unit_id="ps-heshang"))
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/geo+json"
+        page = response.json()
+        assert page["type"] == "FeatureCollection" and len(page["features"]) <= 10
+        features += page["features"]
+        pages += 1
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+
+    assert pages == -(-len(stations) // 10)
+    assert [f["id"] for f in features] == sorted(stations)
+    yiqiao = next(f for f in features if f["id"] == "ps-yiqiao")
+    assert yiqiao["type"] == "Feature" and yiqiao["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    assert yiqiao["geometry"]["coordinates"] == stations["ps-yiqiao"]["area"]["coordinates"]
+    assert yiqiao["properties"]["name"] == stations["ps-yiqiao"]["name"]
+    assert yiqiao["properties"]["parent_id"] == stations["ps-yiqiao"]["parent_id"]
+
+
+async def test_station_areas_refuse_a_platform_and_a_foreign_cursor(dispatch: Dispatch) -> None:
+    refused = await dispatch.client.get("/api/v1/units/areas", headers=dispatch.as_("platform"))
+    assert_problem(refused, 403)
+    foreign = await dispatch.client.get("/api/v1/units/areas", params={"cursor": encode_cursor("x", 1)},
+                                        headers=dispatch.as_("command"))
+    assert_problem(foreign, 422)
+    too_many = await dispatch.client.get("/api/v1/units/areas", params={"limit": 501}, headers=dispatch.as_("command"))
+    assert_problem(too_many, 422)
+
+
 async def test_a_station_user_may_not_change_units(dispatch: Dispatch) -> None:
     unit = {"id": "ps-new", "name": "New", "kind": "brigade"}
     response = await dispatch.client.post("/api/v1/units", json=unit,

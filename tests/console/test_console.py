@@ -1,0 +1,235 @@
+"""The console in a real browser, as a command-centre user works with it: log in, read the board, trace an incident,
+rank stations, look at the map, run a what-if, read the dispatch rates, switch to English, log out.
+
+One running system with the demo district serves every test here (tests/console/conftest.py); every test
+fails if the page tried to reach another machine, threw a script error or broke the Content-Security-Policy.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.console.browser import CELLS, Running, log_in, median_interactive_ms
+
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("console")]
+
+MODE_FILLS = {"#5b8ff9", "#5ad8a6", "#f6bd16", "rgb(91,143,249)", "rgb(90,216,166)", "rgb(246,189,22)"}
+SATURATED = 2.0  # load average per core above which the 1-s bound is not asserted (see the board test)
+JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
+
+
+def test_command_logs_in_to_the_board_of_26_stations_by_8_themes_in_colour_within_a_second(
+        page, console_system: Running) -> None:
+    log_in(page, console_system.gateway)
+    page.wait_for_selector(f"[data-testid=cell] >> nth={CELLS - 1}")
+
+    cells = page.locator("[data-testid=cell]")
+    assert cells.count() == CELLS
+    assert page.locator("[data-testid=board] tbody tr").count() == 26
+    assert page.locator("[data-testid=board] thead th").count() == 2 + 8
+    colours = set(cells.evaluate_all("cells => cells.map(c => c.dataset.colour)"))
+    assert colours <= {"blue", "yellow", "red"} and len(colours) >= 2
+    backgrounds = set(cells.evaluate_all("cells => cells.map(c => getComputedStyle(c).backgroundColor)"))
+    assert len(backgrounds) == len(colours)  # each colour is drawn as its own background
+    assert page.locator("header.top nav a.on").inner_text() == "日清看板"
+    assert page.locator("[data-testid=board] thead").inner_text().count("一图一码") == 1
+
+    # the board of the API, cell by cell: a station's theme colours are the ones GET /board gives
+    board = httpx.get(console_system.gateway + "/api/v1/board", headers=console_system.token(), timeout=10).json()
+    station = board["stations"][0]
+    shown = page.locator(f"[data-testid=cell][data-station={station['station_id']}]").evaluate_all(
+        "cells => cells.map(c => [c.dataset.theme, c.dataset.colour])")
+    assert shown == [[x["theme"], x["colour"]] for x in station["themes"]]
+
+    page.locator("[data-testid=cell][data-colour=red]").first.click()
+    assert "超期任务单" in page.locator("section.panel").last.inner_text()
+
+    median, times = median_interactive_ms(page, console_system.gateway)
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    print(f"\nconsole interactive (navigation → {CELLS} board cells drawn), median of 5: {median:.0f} ms; "
+          f"runs: {', '.join(f'{t:.0f}' for t in times)} ms; load average per core {load:.1f}")
+    # On a machine this test shares with more runnable processes than twice its cores, the page's time is
+    # the scheduler's, not the console's: the bound is asserted below that, printed always.
+    if load <= SATURATED:
+        assert median < 1000, f"the board took {median:.0f} ms (median of 5) to draw: {times}"
+
+
+def test_an_incidents_trace_shows_its_five_sources_the_models_that_fired_and_its_orders_in_their_loop(
+        page, console_system: Running) -> None:
+    headers = console_system.token()
+    tasks = httpx.get(console_system.gateway + "/api/v1/tasks", params={"limit": 1}, headers=headers).json()["items"]
+    incident_id = tasks[0]["incident_id"]
+    log_in(page, console_system.gateway)
+
+    page.click("nav >> text=警情溯源")
+    page.wait_for_selector("[data-testid=incident]")
+    assert page.locator("[data-testid=incident]").count() >= 1
+    page.goto(f"{console_system.gateway}/#/tracing/{incident_id}")
+    trace = page.wait_for_selector("[data-testid=trace]")
+
+    sources = page.locator("[data-testid=sources] .source h3").all_inner_texts()
+    assert sources == ["人", "车", "路", "企业", "村社"]
+    fired = page.locator("[data-testid=fired] tbody tr")
+    assert fired.count() >= 1 and tasks[0]["model_id"] in fired.all_inner_texts()[0] + "".join(
+        fired.all_inner_texts())
+    orders = page.locator("[data-testid=order]")
+    assert orders.count() >= 1
+    assert orders.first.locator("ol.loop li.now").count() >= 1  # where the order stands in its loop
+    assert "已生成" in orders.first.locator("ol.loop").inner_text()
+    assert trace is not None
+
+
+def test_rankings_within_each_mode_with_colours_and_a_stations_nine_indicators_and_history(
+        page, console_system: Running) -> None:
+    headers = console_system.token()
+    scores = console_system.gateway + "/api/v1/assessment/scores"
+    # the demo's month is scored as its records arrive: wait until every station has its rank
+    deadline = time.monotonic() + 180
+    while True:
+        api = httpx.get(scores, headers=headers).json()["stations"]
+        if all(s["rank_in_mode"] for s in api):
+            break
+        assert time.monotonic() < deadline, "the demo month was never ranked"
+        time.sleep(1)
+    log_in(page, console_system.gateway)
+    page.click("nav >> text=月度考核")
+    page.wait_for_selector("[data-testid=ranking]")
+
+    tables = page.locator("[data-testid=ranking]")
+    assert tables.count() == 3
+    rows = page.locator("[data-testid=rank-row]")
+    assert rows.count() == 26
+    for mode in ("basic", "deep", "full"):
+        shown = page.locator(f"[data-testid=ranking][data-mode={mode}] [data-testid=rank-row]").evaluate_all(
+            "rs => rs.map(r => [r.cells[0].innerText, r.dataset.colour])")
+        ranked = sorted((s for s in api if s["mode"] == mode), key=lambda s: s["rank_in_mode"])
+        assert shown == [[str(s["rank_in_mode"]), s["colour"]] for s in ranked], mode
+        assert shown[0][0] == "1"
+    assert {s["colour"] for s in api} <= {"blue", "yellow", "red"}
+
+    with page.expect_download() as csv:
+        page.click("[data-testid=csv]")
+    assert csv.value.suggested_filename.endswith(".csv")
+    text = Path(csv.value.path()).read_text(encoding="utf-8-sig")
+    assert all(s["name"].split(" (")[0] in text for s in api), text[:500]  # every station of the month
+
+    rows.first.click()
+    page.wait_for_selector("[data-testid=indicators]")
+    assert page.locator("[data-testid=indicators] tbody tr").count() == 9
+    assert "结果性指标" in page.locator(".split-bar").inner_text()
+    page.wait_for_selector("[data-testid=history][data-drawn=true]")
+
+
+def test_the_map_draws_the_26_station_areas_coloured_by_mode_and_a_click_opens_the_station(
+        page, console_system: Running) -> None:
+    log_in(page, console_system.gateway)
+    page.click("nav >> text=辖区地图")
+    page.wait_for_selector("[data-testid=map-chart][data-drawn=true]")
+
+    fills = page.locator("[data-testid=map-chart] svg path").evaluate_all(
+        "ps => ps.map(p => (p.getAttribute('fill') || '').replace(/\\s/g, '').toLowerCase())")
+    assert sum(f in MODE_FILLS for f in fills) == 26
+    assert page.locator("[data-testid=map]").get_attribute("data-areas") == "26"
+    assert "义桥派出所" in page.locator("[data-testid=map-chart]").inner_text()
+
+    page.locator("[data-testid=map-chart] svg text", has_text="义桥派出所").click()
+    page.wait_for_selector("[data-testid=station-score]")
+    assert page.url.endswith("#/assessment/ps-yiqiao")
+
+
+def test_a_what_if_dry_run_from_an_uploaded_csv_classifies_every_station_and_changes_nothing(
+        page, console_system: Running) -> None:
+    headers = console_system.token()
+    api = console_system.gateway + "/api/v1"
+    stations = [s["id"] for s in httpx.get(api + "/stations", params={"limit": 500}, headers=headers).json()["items"]]
+    features = {s: httpx.get(f"{api}/stations/{s}/features", headers=headers).json()["features"] for s in stations}
+    names = sorted(next(iter(features.values())))
+    csv = "station_id," + ",".join(names) + "\n" + "".join(
+        s + "," + ",".join(str(features[s][n]) for n in names) + "\n" for s in stations)
+    runs_before = httpx.get(api + "/classification/runs", headers=headers).json()["items"]
+    modes_before = httpx.get(api + "/classification/modes", headers=headers).json()
+
+    log_in(page, console_system.gateway)
+    page.click("nav >> text=站所分类")
+    page.wait_for_selector("[data-testid=assignments]")
+    assert page.locator("[data-testid=assignments] tbody tr").count() == 26
+    page.set_input_files("[data-testid=whatif-file]", files=[
+        {"name": "what-if.csv", "mimeType": "text/csv", "buffer": csv.encode()}])
+    page.wait_for_selector("[data-testid=whatif-result]")
+
+    assert page.locator("[data-testid=whatif-assignments] tbody tr").count() == 26
+    assert "模拟完成" in page.locator("[data-testid=whatif-result]").inner_text()
+    assert httpx.get(api + "/classification/runs", headers=headers).json()["items"] == runs_before
+    assert httpx.get(api + "/classification/modes", headers=headers).json() == modes_before
+
+
+def test_the_dispatch_view_shows_the_five_minute_arrival_rate_per_station_mode_and_district(
+        page, console_system: Running) -> None:
+    rates = httpx.get(console_system.gateway + "/api/v1/arrival-rates", params={"group_by": "district"},
+                      headers=console_system.token()).json()["groups"][0]
+    log_in(page, console_system.gateway)
+    page.click("nav >> text=接处警与派单")
+    page.wait_for_selector("[data-testid=rates]")
+    assert page.locator("[data-testid=rate-row]").count() == 26  # by station area (the default)
+    page.wait_for_selector("[data-testid=rates-chart][data-drawn=true]")
+
+    page.click("[data-testid=group-mode]")
+    expect(page.locator("[data-testid=rate-row]")).to_have_count(3)
+    page.click("[data-testid=group-district]")
+    expect(page.locator("[data-testid=rate-row]")).to_have_count(1)
+    row = page.locator("[data-testid=rate-row]").inner_text()
+    assert f"{rates['rate'] * 100:.1f}%" in row and str(rates["dispatched"]) in row
+    assert page.locator("[data-testid=overdue]").count() == 1
+
+
+def test_the_english_switch_turns_screens_and_labels_to_english_and_back(page, console_system: Running) -> None:
+    log_in(page, console_system.gateway)
+    page.wait_for_selector("[data-testid=cell]")
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+
+    page.click("[data-testid=lang]")
+    page.wait_for_selector("nav >> text=Daily board")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    page.wait_for_selector("[data-testid=cell]")
+    assert "Station" in page.locator("[data-testid=board] thead").inner_text()
+    assert "日清看板" not in page.locator("header.top").inner_text()
+
+    page.click("[data-testid=lang]")
+    page.wait_for_selector("nav >> text=日清看板")
+
+
+def test_logout_forgets_the_session_and_no_token_is_kept_in_local_storage(page, console_system: Running) -> None:
+    log_in(page, console_system.gateway)
+    page.wait_for_selector("[data-testid=cell]")
+    assert not JWT.search(page.evaluate("JSON.stringify(Object.assign({}, localStorage))"))
+
+    page.reload()  # the tab's refresh token logs back in without the password
+    page.wait_for_selector("[data-testid=cell]")
+
+    page.click("[data-testid=logout]")
+    page.wait_for_selector("input[name=username]")
+    assert page.evaluate("sessionStorage.length") == 0
+    page.reload()
+    page.wait_for_selector("input[name=username]")
+    assert page.locator("header.top").count() == 0
+
+
+def test_a_station_user_sees_no_classification_screen_and_only_its_own_row(page, console_system: Running) -> None:
+    log_in(page, console_system.gateway, "ps-yiqiao")
+    page.wait_for_selector("[data-testid=cell]")
+    assert page.locator("[data-testid=board] tbody tr").count() == 1
+    assert page.locator("nav >> text=站所分类").count() == 0
+
+
+def test_the_api_docs_page_works_offline(page, console_system: Running) -> None:
+    page.goto(console_system.gateway + "/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30000)
+    assert page.locator(".swagger-ui .opblock").count() > 50
+    csp = httpx.get(console_system.gateway + "/docs").headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-eval" not in csp
