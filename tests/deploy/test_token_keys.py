@@ -21,7 +21,8 @@ from tests.deploy.render import render
 def test_a_service_configuration_holds_no_private_key(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PRIVATE_VAR, SigningKey.generate("leak").private_jwk())  # even if it is in the environment
     settings = service_settings(service)
-    assert not [name for name in type(settings).model_fields if "private" in name or "secret" in name]
+    token_fields = {name for name in type(settings).model_fields if name.startswith("jwt_") or "private" in name}
+    assert token_fields == {"jwt_public_keys", "jwt_issuer", "jwt_audience", "jwt_internal_audience"}
     assert '"d"' not in settings.model_dump_json() and "leak" not in settings.model_dump_json()
     with pytest.raises(RuntimeError, match="only the gateway"):
         issue_internal_token(settings, Identity(username="x", role="admin"))
