@@ -82,7 +82,7 @@ def test_up_runs_the_first_slice_and_a_restart_keeps_the_data(tmp_path: Path) ->
             kept = http.get(f"/api/v1/incidents/{incident['id']}", headers=login(gateway, "command"))
             assert kept.status_code == 200 and kept.json()["external_id"] == body["external_id"]
             assert len(p01_of(http, login(gateway, "ps-yiqiao"), incident["id"])) == 1
-            units = http.get("/api/v1/units", headers=login(gateway, "command")).json()
-            assert len(units) == len({u["id"] for u in units})
+            units = http.get("/api/v1/units", params={"limit": 500}, headers=login(gateway, "command")).json()["items"]
+            assert units and len(units) == len({u["id"] for u in units})
     finally:
         launcher.stop()

@@ -74,7 +74,7 @@ def test_ctrl_c_during_the_demo_load(run, ports: tuple[int, int]) -> None:  # no
     gateway = f"http://127.0.0.1:{ports[0]}"
     admin = login(gateway, "admin")
     with httpx.Client(base_url=gateway, headers=admin, timeout=10) as http:  # the load is posting through the API
-        wait_for(lambda: (r := http.get("/api/v1/units")).status_code == 200 and r.json(), timeout=UP_WITHIN_S,
+        wait_for(lambda: (r := http.get("/api/v1/units")).status_code == 200 and r.json()["items"], timeout=UP_WITHIN_S,
                  interval=0.2)
     assert "demo district loaded" not in launcher.output
     took = launcher.interrupt(signal.SIGINT)
