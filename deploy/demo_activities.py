@@ -54,14 +54,8 @@ def month_of_activities(stations: dict[str, int], month: str, *, seed: int = 6,
 def load(gateway: str, token: str, stations: dict[str, int], month: str) -> dict[str, int]:
     """Post a month of records through `POST /api/v1/activities:batch` (idempotent); returns the totals."""
     records = month_of_activities(stations, month)
-    totals = {"created": 0, "existing": 0, "rejected": 0}
     with httpx.Client(base_url=gateway, timeout=60, headers={"authorization": f"Bearer {token}"}) as http:
-        for i in range(0, len(records), 1000):
-            r = http.post("/api/v1/activities:batch", json=records[i:i + 1000])
-            r.raise_for_status()
-            for key in totals:
-                totals[key] += r.json()[key]
-    return totals
+        return send_batches(http, "POST", "/api/v1/activities:batch", records)
 
 
 # --- historical monthly measures (for year-on-year indicators before the system held records) ----------
@@ -135,10 +129,14 @@ def history(district: Any, anchor: dt.date | dt.datetime | str, *, months: int =
 def load_history(http: httpx.Client, district: Any, anchor: dt.date | dt.datetime | str) -> dict[str, int]:
     """Import `history(district, anchor)` with `PUT /api/v1/assessment/history` (idempotent) through a logged-in
     client (admin or platform); returns the totals."""
-    items = history(district, anchor)
+    return send_batches(http, "PUT", "/api/v1/assessment/history", history(district, anchor))
+
+
+def send_batches(http: httpx.Client, method: str, path: str, items: list[Any], size: int = 1000) -> dict[str, int]:
+    """Send items in batches of `size`; the summed created / existing / rejected counts."""
     totals = {"created": 0, "existing": 0, "rejected": 0}
-    for i in range(0, len(items), 1000):
-        r = http.put("/api/v1/assessment/history", json=items[i:i + 1000])
+    for i in range(0, len(items), size):
+        r = http.request(method, path, json=items[i:i + size])
         r.raise_for_status()
         for key in totals:
             totals[key] += r.json()[key]

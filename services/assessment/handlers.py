@@ -1,10 +1,13 @@
 """Assessment's bus door: incidents, dispatch, arrivals and task orders from dispatch; modes from classification."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment import records, stations
-from shared.bus import Subscription
+from shared.bus import Handler, Subscription
 from shared.db import utcnow
 from shared.events import (
     Envelope,
@@ -25,23 +28,16 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
     """Everything assessment counts."""
     tz = rt.settings.timezone
 
-    async def on_incident(session: AsyncSession, fact: IncidentReported, _: Envelope) -> None:
-        await records.on_incident(session, fact=fact, tz=tz)
+    def counted(count: Callable[..., Awaitable[None]]) -> Handler:
+        """A handler that counts the event on its local day (in the district's time zone)."""
+        async def handle(session: AsyncSession, fact: Any, _: Envelope) -> None:
+            await count(session, fact=fact, tz=tz)
+        return handle
 
-    async def on_dispatched(session: AsyncSession, fact: IncidentDispatched, _: Envelope) -> None:
-        await records.on_dispatched(session, fact=fact, tz=tz)
-
-    async def on_arrived(session: AsyncSession, fact: IncidentArrived, _: Envelope) -> None:
-        await records.on_arrived(session, fact=fact, tz=tz)
-
-    async def on_task(session: AsyncSession, fact: TaskChanged, _: Envelope) -> None:
-        await records.on_task_changed(session, fact=fact, tz=tz)
-
-    async def on_overdue(session: AsyncSession, fact: TaskOverdue, _: Envelope) -> None:
-        await records.on_task_overdue(session, fact=fact, tz=tz)
-
-    async def on_escalated(session: AsyncSession, fact: TaskEscalated, _: Envelope) -> None:
-        await records.on_task_escalated(session, fact=fact, tz=tz)
+    on_incident, on_dispatched, on_arrived = (counted(records.on_incident), counted(records.on_dispatched),
+                                              counted(records.on_arrived))
+    on_task, on_overdue, on_escalated = (counted(records.on_task_changed), counted(records.on_task_overdue),
+                                         counted(records.on_task_escalated))
 
     async def on_unit(session: AsyncSession, fact: UnitUpserted, _: Envelope) -> None:
         await stations.remember_unit(session, fact=fact)
