@@ -19,8 +19,28 @@ _HISTORY = {"station_id": "ps-yiqiao", "month": "2023-12", "measures": {"acciden
 _UNIT = {"id": "ps-yiqiao", "name": "Yiqiao station", "kind": "station", "parent_id": "sq-rural",
          "area_type": "rural", "population": 62000, "area_km2": 38.5}
 
+#: one record of each tracing registry (POST one, and the one item of its :batch examples)
+_REGISTRIES: dict[str, dict[str, Any]] = {
+    "persons": {
+        "id_number": "330106199001011234", "name": "Zhang San", "age": 34, "licence_status": "valid"},
+    "vehicles": {
+        "plate": "浙A12345", "kind": "yellow_plate_truck", "inspection_due": "2024-09-30", "operator_id": "ent-0042"},
+    "enterprises": {
+        "id": "ent-0042", "name": "Qiantang Logistics", "inspection_rate": 0.92, "scrapping_rate": 1.0},
+    "villages": {
+        "id": "vil-dongshan", "name": "Dongshan", "kind": "village", "residents": 2300, "station_id": "ps-yiqiao"},
+    "road-sections": {
+        "id": "rs-g104-12", "name": "G104 km 12", "geometry": {"type": "LineString",
+                                                             "coordinates": [[120.44, 30.1], [120.46, 30.11]]},
+        "lit": False, "speed_limit": 60},
+    "hazards": {
+        "id": "hz-0007", "kind": "blind_bend", "description": "blind bend without mirror",
+        "location": {"lat": 30.1, "lon": 120.45}, "status": "open", "road_section_id": "rs-g104-12"},
+}
+
 #: (method, path, media type) → example
 EXAMPLES: dict[tuple[str, str, str], Any] = {
+    ("post", "/api/v1/auth/logout", "application/x-www-form-urlencoded"): {"refresh_token": "rt-6f1c…"},
     ("post", "/api/v1/auth/token", "application/x-www-form-urlencoded"): {
         "grant_type": "client_credentials", "client_id": "county-platform", "client_secret": "s3cret-from-admin"},
     ("post", "/api/v1/activities", "application/json"): _ACTIVITY,
@@ -54,21 +74,10 @@ EXAMPLES: dict[tuple[str, str, str], Any] = {
     ("post", "/api/v1/tasks:bulk", "application/json"): {
         "action": "extend", "task_ids": ["task-7f3a"], "extend_by": "P2D", "note": "holiday week"},
     ("put", "/api/v1/tracing/models/{model_id}", "application/json"): {"enabled": True, "deadline_h": 72},
-    ("post", "/api/v1/persons", "application/json"): {
-        "id_number": "330106199001011234", "name": "Zhang San", "age": 34, "licence_status": "valid"},
-    ("post", "/api/v1/vehicles", "application/json"): {
-        "plate": "浙A12345", "kind": "yellow_plate_truck", "inspection_due": "2024-09-30", "operator_id": "ent-0042"},
-    ("post", "/api/v1/enterprises", "application/json"): {
-        "id": "ent-0042", "name": "Qiantang Logistics", "inspection_rate": 0.92, "scrapping_rate": 1.0},
-    ("post", "/api/v1/villages", "application/json"): {
-        "id": "vil-dongshan", "name": "Dongshan", "kind": "village", "residents": 2300, "station_id": "ps-yiqiao"},
-    ("post", "/api/v1/road-sections", "application/json"): {
-        "id": "rs-g104-12", "name": "G104 km 12", "geometry": {"type": "LineString",
-                                                             "coordinates": [[120.44, 30.1], [120.46, 30.11]]},
-        "lit": False, "speed_limit": 60},
-    ("post", "/api/v1/hazards", "application/json"): {
-        "id": "hz-0007", "kind": "blind_bend", "description": "blind bend without mirror",
-        "location": {"lat": 30.1, "lon": 120.45}, "status": "open", "road_section_id": "rs-g104-12"},
+    **{key: example for name, record in _REGISTRIES.items() for key, example in (
+        (("post", f"/api/v1/{name}", "application/json"), record),
+        (("post", f"/api/v1/{name}:batch", "application/json"), [record]),
+        (("post", f"/api/v1/{name}:batch", "application/x-ndjson"), json.dumps(record, ensure_ascii=False) + "\n"))},
 }
 
 

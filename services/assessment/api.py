@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
 Format = Literal["json", "csv", "xlsx"]
 VERSION_ATTEMPTS = 8
+#: HistoryIn is no body parameter of any route, so no component: its schema goes inline
+HISTORY_BODY = batch_body_schema("")
+HISTORY_BODY["content"]["application/json"]["schema"]["items"] = HistoryIn.model_json_schema()
 MEDIA = {"csv": "text/csv; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -232,7 +235,7 @@ async def recompute(rt: RuntimeDep, who: CallerDep,
 # --- historical measures ---------------------------------------------------------------------------
 
 @router.put("/assessment/history", response_model=HistoryBatchOut, tags=["assessment"],
-            openapi_extra={"requestBody": batch_body_schema("#/components/schemas/HistoryIn")})
+            openapi_extra={"requestBody": HISTORY_BODY})
 async def import_history(request: Request, rt: RuntimeDep, who: CallerDep) -> HistoryBatchOut:
     """Admin/platform: precomputed monthly measures per station `[{station_id, month, measures}]` (≤ 1000),
     idempotent per (station, month, measure); used only for station-months without records."""
