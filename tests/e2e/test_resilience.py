@@ -124,8 +124,9 @@ def test_a_client_listening_through_a_killed_gateway_resumes_and_misses_no_order
     client.start()
     try:
         wait_for(lambda: client.connections == 1, timeout=20)
-        direct = {"authorization": "Bearer " + issue_internal_token(Settings(), Identity(username="command",
-                                                                                        role="command"))}
+        token = issue_internal_token(Settings(), Identity(username="command", role="command"),
+                                     key=system.keys().signing)  # as the gateway of this system signs them
+        direct = {"authorization": "Bearer " + token}
         with httpx.Client(timeout=15) as http:
             def report(via: str, headers: dict) -> str:
                 r = http.post(via + "/api/v1/incidents", json=drunk_incident(), headers=headers)
