@@ -46,7 +46,7 @@ def test_command_logs_in_to_the_board_of_26_stations_by_8_themes_in_colour_withi
     assert page.locator("[data-testid=board] thead").inner_text().count("一图一码") == 1
 
     # the board of the API, cell by cell: a station's theme colours are the ones GET /board gives
-    board = get(console_system.gateway + "/api/v1/board", headers=console_system.token(), timeout=10).json()
+    board = get(console_system.gateway + "/api/v1/board", headers=console_system.token()).json()
     station = board["stations"][0]
     shown = page.locator(f"[data-testid=cell][data-station={station['station_id']}]").evaluate_all(
         "cells => cells.map(c => [c.dataset.theme, c.dataset.colour])")
