@@ -41,7 +41,7 @@ class Running:
 
     def token(self, username: str = "command") -> dict[str, str]:
         r = httpx.post(self.gateway + "/api/v1/auth/token",
-                       data={"grant_type": "password", "username": username, "password": "demo"}, timeout=10)
+                       data={"grant_type": "password", "username": username, "password": "demo"}, timeout=60)
         r.raise_for_status()
         return {"authorization": "Bearer " + r.json()["access_token"]}
 

@@ -7,7 +7,7 @@ import { Chip, Loaded, Problem, Section } from "../ui.js";
 
 async function load() {
   const [runs, modes, stations] = await Promise.all([
-    api("classification/runs", { query: { limit: 1 } }), api("classification/modes"), all("stations")]);
+    api("classification/runs", { query: { limit: 1 } }), all("classification/modes"), all("stations")]);
   const latest = runs.items[0] ? await api(`classification/runs/${runs.items[0].id}`) : null;
   return { latest, modes: Object.fromEntries(modes.map((m) => [m.station_id, m])),
            names: Object.fromEntries(stations.map((s) => [s.id, shortName(s.name)])) };

@@ -9,7 +9,7 @@ const GROUPS = ["district", "mode", "station", "unit"];
 async function load(group) {
   const [rates, units, overdue, models] = await Promise.all([
     api("arrival-rates", { query: { group_by: group } }), all("units", {}, 5000),
-    all("tasks", { overdue: true }, 1000), api("tracing/models")]);
+    all("tasks", { overdue: true }, 1000), all("tracing/models")]);
   return { rates, names: Object.fromEntries(units.map((u) => [u.id, shortName(u.name)])), overdue,
            models: Object.fromEntries(models.map((m) => [m.id, m])) };
 }

@@ -21,7 +21,7 @@ async function loadIncidents(f) {
 export function Tracing({ arg }) {
   const [f, setF] = useState({ day: localDay(), station: null, model: null, category: null, status: null });
   const set = (key) => (value) => setF({ ...f, [key]: value });
-  const refs = useLoad(() => Promise.all([all("units", {}, 5000), api("tracing/models")]), []);
+  const refs = useLoad(() => Promise.all([all("units", {}, 5000), all("tracing/models")]), []);
   const names = refs.data ? Object.fromEntries(refs.data[0].map((u) => [u.id, shortName(u.name)])) : {};
   const list = useLoad(() => loadIncidents(f), [f.day, f.station, f.model, f.category, f.status]);
   return html`<div class="split">
@@ -52,7 +52,7 @@ export function Tracing({ arg }) {
 async function loadTrace(id) {
   const [incident, trace, tasks, models] = await Promise.all([
     api(`incidents/${id}`), api(`incidents/${id}/trace`).catch((e) => (e.status === 404 ? null : Promise.reject(e))),
-    all("tasks", { incident_id: id }), api("tracing/models")]);
+    all("tasks", { incident_id: id }), all("tracing/models")]);
   return { incident, trace, tasks, models: Object.fromEntries(models.map((m) => [m.id, m])) };
 }
 
