@@ -22,7 +22,8 @@ from tests.gateway.conftest import Live
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("live")]
 
 PAGING = {"limit", "cursor"}
-TAMPERED = ["bm90LWpzb24", "WyJ4Il0", "WzEsMiwzLDQsNV0", "WyIyMDI0LTA1LTAxVDAwOjAwOjAwIiwgIngiXQ"]
+#: cursors no list hands out: not base64 of JSON, JSON that is not a list, a key of five parts, a NUL in a key
+TAMPERED = ["@@@", "bm90LWpzb24", "eyJhIjoxfQ", "WzEsMiwzLDQsNV0", "WyJcdTAwMDAiXQ"]
 
 
 def _schema(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
