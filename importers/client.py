@@ -86,3 +86,11 @@ def reject_all(tally: Tally, reasons: Iterable[str]) -> None:
     for reason in reasons:
         tally.total += 1
         tally.rejected[reason] += 1
+
+
+def coordinates(row: dict[str, str], lat: str, lon: str) -> tuple[float, float] | None:
+    """A record's (latitude, longitude) from two columns, or None when missing or unreadable."""
+    try:
+        return float(row[lat]), float(row[lon])
+    except (KeyError, ValueError):
+        return None

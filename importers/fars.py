@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from importers.client import coordinates
+
 PHOENIX = ZoneInfo("America/Phoenix")
 LICENCE = {"0": "none", "1": "suspended", "2": "suspended", "3": "expired", "4": "none", "6": "valid", "7": "valid"}
 LIGHTING = {"1": "daylight", "2": "unlit", "3": "lit"}
@@ -58,10 +60,9 @@ def occurred_at(row: dict[str, str]) -> tuple[dt.datetime, bool]:
 def incident(row: dict[str, str], vehicles: list[dict[str, str]],
              persons: list[dict[str, str]]) -> tuple[dict[str, Any] | None, str | None]:
     """(incident body, None) or (None, rejection reason) for one crash."""
-    try:
-        lat, lon = float(row["LATITUDE"]), float(row["LONGITUDE"])
-    except (KeyError, ValueError):
+    if (point := coordinates(row, "LATITUDE", "LONGITUDE")) is None:
         return None, "no coordinates"
+    lat, lon = point
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         return None, "coordinates not reported (FARS 77.7777/88.8888/99.9999 codes)"
     try:

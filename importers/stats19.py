@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from importers.client import coordinates
+
 LONDON = ZoneInfo("Europe/London")
 MOTORCYCLES = {"2", "3", "4", "5", "23", "97"}
 KIND = {"8": "car", "9": "car", "10": "bus", "11": "bus", "19": "goods_vehicle", "20": "goods_vehicle",
@@ -67,10 +69,9 @@ def vehicle_party(vehicle: dict[str, str], driver_casualty: dict[str, str] | Non
 def incident(row: dict[str, str], vehicles: list[dict[str, str]],
              casualties: list[dict[str, str]]) -> tuple[dict[str, Any] | None, str | None]:
     """(incident body, None) or (None, rejection reason) for one collision."""
-    try:
-        lat, lon = float(row["latitude"]), float(row["longitude"])
-    except (KeyError, ValueError):
+    if (point := coordinates(row, "latitude", "longitude")) is None:
         return None, "no coordinates"
+    lat, lon = point
     try:
         when = occurred_at(row)
     except (KeyError, ValueError):
