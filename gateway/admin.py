@@ -67,9 +67,9 @@ def _cursors(cursor: str | None) -> dict[str, str] | None:
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except ValueError as exc:
-        raise InvalidCursor("cursor", "this cursor is not from this list") from exc
+        raise InvalidCursor("this cursor is not from this list") from exc
     if not isinstance(value, dict) or not set(value) <= set(SERVICES):
-        raise InvalidCursor("cursor", "this cursor is not from this list")
+        raise InvalidCursor("this cursor is not from this list")
     return value
 
 

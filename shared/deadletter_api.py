@@ -37,7 +37,7 @@ async def list_dead_letters(request: Request, authorization: Annotated[str | Non
     stmt = select(table).order_by(table.c.id.desc()).limit(limit + 1)
     if (key := decode_cursor(cursor)) is not None:
         if len(key) != 1 or not isinstance(key[0], int):
-            raise InvalidCursor("cursor", "this cursor is not from this list")
+            raise InvalidCursor("this cursor is not from this list")
         stmt = stmt.where(table.c.id < key[0])
     async with rt.sessions() as session:
         rows = list((await session.execute(stmt)).all())
