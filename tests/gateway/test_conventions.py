@@ -118,7 +118,7 @@ def test_every_list_refuses_bad_paging_and_filters_with_the_same_problems(live: 
                 body = _problem(http.get(url, params={name: "not-a-value"}), "invalid-parameter")
                 assert body["parameter"] == name, body
                 checked["filter"] += 1
-    assert checked["limit"] >= 15 and checked["filter"] >= 5, checked
+    assert checked["limit"] >= 15 and checked["filter"] >= 3, checked  # every list reachable, every typed filter
 
 
 def test_every_batch_rejects_a_bad_line_alone_and_a_non_batch_whole(live: Live, document: dict[str, Any]) -> None:
