@@ -11,7 +11,7 @@ import pytest
 from tests.console.browser import VIEWPORT, Running, chromium_or_reason, guard, launch, start_system
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """The whole system (`jiaozhi up` with the demo) on free ports, shared by every console test."""
     running = start_system(Path(tmp_path_factory.mktemp("console-system")))
@@ -21,7 +21,7 @@ def console_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
         running.launcher.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
     reason = chromium_or_reason()
     if reason is not None:
