@@ -18,12 +18,14 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.auth import Identity, SigningKey, issue_internal_token, public_keyset
 from shared.bus import Bus
-from shared.db import utcnow
+from shared.db import make_engine, utcnow
 from shared.events import Envelope, Fact
+from shared.outbox import Outbox, add_outbox_tables
 from shared.runtime import Runtime
 from shared.settings import ServiceSettings, Settings
 from tests.watchdog import dump_tasks
@@ -286,3 +288,20 @@ async def running_service(create_app: Callable[[Any], FastAPI], settings: Servic
             yield Service(client, settings, app.state.rt, bus)
     finally:
         await bounded_teardown(bus.close(), what="the publisher's NATS connection")
+
+
+@contextlib.asynccontextmanager
+async def effect_database(database_url: str, *, source: str) -> AsyncIterator[tuple[AsyncEngine, Outbox, Table]]:
+    """A database holding only an outbox, an inbox and an `effect` table (one row per handled event): what the
+    bus tests need to see that an event took effect once."""
+    metadata = MetaData()
+    outbox_table, inbox_table = add_outbox_tables(metadata)
+    effect = Table("effect", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
+                   Column("event_id", String(64), nullable=False), Column("unit_id", String(64), nullable=False))
+    engine = make_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    try:
+        yield engine, Outbox(outbox_table, inbox_table, source=source), effect
+    finally:
+        await engine.dispose()

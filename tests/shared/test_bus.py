@@ -12,15 +12,16 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus import Bus, OutboxRelay, Subscription
 from shared.consumer import Consumer
-from shared.db import make_engine, make_sessions, utcnow
+from shared.db import make_sessions, utcnow
 from shared.events import Envelope, Fact, UnitUpserted
 from shared.observability import Metrics
-from shared.outbox import Outbox, add_outbox_tables
+from shared.outbox import Outbox
+from tests.helpers import effect_database
 
 SUBJECT = UnitUpserted.subject
 STREAM = "DISPATCH"
@@ -71,20 +72,13 @@ class World:
 
 @pytest.fixture
 async def world(database_url: str, nats_url: str) -> AsyncIterator[World]:
-    metadata = MetaData()
-    outbox_table, inbox_table = add_outbox_tables(metadata)
-    effect = Table("effect", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
-                   Column("event_id", String(64), nullable=False), Column("unit_id", String(64), nullable=False))
-    engine = make_engine(database_url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    bus = Bus(nats_url, name="test-bus")
-    await bus.connect(wait=5)
-    await bus.ensure_stream("dispatch")
-    yield World(engine, make_sessions(engine), Outbox(outbox_table, inbox_table, source="test/bus"), effect, bus,
-                Metrics("test"))
-    await bus.close()
-    await engine.dispose()
+    async with effect_database(database_url, source="test/bus") as (engine, outbox, effect):
+        bus = Bus(nats_url, name="test-bus")
+        await bus.connect(wait=5)
+        await bus.ensure_stream("dispatch")
+        yield World(engine, make_sessions(engine), outbox, effect, bus,
+                    Metrics("test"))
+        await bus.close()
 
 
 def fact(unit_id: str = "ps-yiqiao") -> UnitUpserted:

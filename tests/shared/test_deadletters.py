@@ -10,16 +10,16 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus import Bus, StreamLimits, Subscription
 from shared.consumer import Consumer
-from shared.db import make_engine, make_sessions, utcnow
+from shared.db import make_sessions, utcnow
 from shared.events import Envelope, Fact, UnitUpserted
 from shared.observability import Metrics
-from shared.outbox import Outbox, add_outbox_tables
-from tests.helpers import eventually
+from shared.outbox import Outbox
+from tests.helpers import effect_database, eventually
 
 RAW_ID = "330109199001011234"
 MAX_DELIVER = 3
@@ -66,21 +66,14 @@ class Poisoned:
 
 @pytest.fixture
 async def poisoned(database_url: str, nats_url: str) -> AsyncIterator[Poisoned]:
-    metadata = MetaData()
-    outbox_table, inbox_table = add_outbox_tables(metadata)
-    effect = Table("effect", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
-                   Column("event_id", String(64), nullable=False), Column("unit_id", String(64), nullable=False))
-    engine = make_engine(database_url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    bus = Bus(nats_url, name="test-dead-letters", streams=StreamLimits(max_age_s=3600, max_bytes=10_000_000,
-                                                                        duplicate_window_s=60))
-    await bus.connect(wait=5)
-    await bus.ensure_stream("dispatch", own=True)
-    yield Poisoned(engine, make_sessions(engine), Outbox(outbox_table, inbox_table, source="test"), effect, bus,
-                   Metrics("test"))
-    await bus.close()
-    await engine.dispose()
+    async with effect_database(database_url, source="test") as (engine, outbox, effect):
+        bus = Bus(nats_url, name="test-dead-letters", streams=StreamLimits(max_age_s=3600, max_bytes=10_000_000,
+                                                                            duplicate_window_s=60))
+        await bus.connect(wait=5)
+        await bus.ensure_stream("dispatch", own=True)
+        yield Poisoned(engine, make_sessions(engine), outbox, effect, bus,
+                       Metrics("test"))
+        await bus.close()
 
 
 def event(unit_id: str, subject: str | None = None) -> bytes:
