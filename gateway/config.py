@@ -33,6 +33,9 @@ class GatewaySettings(ServiceSettings):
     breaker_failures: int = Field(3, ge=1, description="calls in a row failing to connect or timing out open it too")
     idempotency_ttl_h: float = Field(24.0, gt=0, description="an Idempotency-Key's answer is replayed this long")
     max_body_bytes: int = 1_048_576
+    max_upload_bytes: int = Field(
+        10_485_760, description="bodies of photo uploads (POST /tasks/{id}/photos) may be this big; dispatch checks "
+                                "its own limit (JIAOZHI_PHOTO_MAX_BYTES) too")
     max_page_size: int = Field(MAX_LIMIT, description="`limit` above this is a 422 at the gateway")
     rate_per_s: float = Field(200.0, description="sustained requests per second per caller (0: no limit)")
     rate_burst: int = Field(400, description="requests a caller may send at once before being slowed")

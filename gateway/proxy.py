@@ -32,7 +32,7 @@ from gateway.forward import DROP_REQUEST, KEEP_RESPONSE, stream_timeout, upstrea
 from gateway.idempotency import IdempotencyStore, KeyProblem, idempotent
 from gateway.limits import RateLimiter, retry_after
 from gateway.policy import door_allows, named_units, within_jurisdiction
-from gateway.routes import Router
+from gateway.routes import UPLOADS, Router
 from gateway.units import UnitTree
 from shared.auth import Identity, bearer, decode_claims, identity_of, issue_internal_token
 from shared.errors import PROBLEM, TYPE_BASE, DomainError, Unauthorized, localised
@@ -249,9 +249,11 @@ class Proxy:
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         maximum = self.core.settings.max_body_bytes
+        if scope["method"] == "POST" and UPLOADS.match(scope["path"]):
+            maximum = self.core.settings.max_upload_bytes
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > maximum:
-                raise self._too_large()  # refuse before reading it
+                raise self._too_large(maximum)  # refuse before reading it
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -260,14 +262,14 @@ class Proxy:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > maximum:
-                raise self._too_large()  # a chunked body without a length
+                raise self._too_large(maximum)  # a chunked body without a length
             chunks.append(chunk)
             more = message.get("more_body", False)
         return b"".join(chunks)
 
-    def _too_large(self) -> Refused:
-        return Refused(413, "payload-too-large", "Payload too large",
-                       f"bodies are limited to {self.core.settings.max_body_bytes} bytes")
+    @staticmethod
+    def _too_large(maximum: int) -> Refused:
+        return Refused(413, "payload-too-large", "Payload too large", f"bodies are limited to {maximum} bytes")
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, upstream: str, identity: Identity,
                        body: bytes) -> int:

@@ -14,6 +14,9 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/v1/(assessment|board|reports|activities|indicators)(:[a-z]+)?(/.*)?$", "assessment"),
 )
 
+#: uploads whose bodies may exceed max_body_bytes, up to max_upload_bytes (photos)
+UPLOADS = re.compile(r"^/api/v1/tasks/[^/]+/photos$")
+
 _COMPILED = tuple((re.compile(p), name) for p, name in ROUTES)
 
 

@@ -197,7 +197,9 @@ async def get_incident(incident_id: str, rt: RuntimeDep, who: CallerDep) -> Inci
 
 @router.post("/incidents/{incident_id}/arrival", response_model=IncidentOut, tags=["incidents"])
 async def report_arrival(incident_id: str, data: ArrivalIn, rt: RuntimeDep, who: CallerDep) -> IncidentOut:
-    """The handling unit (or a unit above it) reports arrival; the same time again is a no-op, another a 409."""
+    """The handling unit (or a unit above it) reports arrival; the same time again is a no-op, another a 409.
+
+    Without `arrived_at` the server's clock gives the time (the phone's tap) and a repeat changes nothing."""
     async with rt.transaction() as session:
         incident, _ = await service.report_arrival(session, outbox=rt.outbox, viewer=who, incident_id=incident_id,
                                                    arrived_at=data.arrived_at)

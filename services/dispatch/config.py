@@ -27,6 +27,13 @@ class DispatchSettings(ServiceSettings):
     sse_resume_window: int = Field(
         10_000, ge=0, description="a task stream resumed with Last-Event-ID replays at most this many stream "
                                   "messages (and only those the stream still holds); further back: `stream.reset`")
+    photo_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1, description="an uploaded photo is at most this big (413 above; the gateway's "
+                                            "JIAOZHI_MAX_UPLOAD_BYTES must allow it too)")
+    photo_max_side: int = Field(2560, ge=320, description="a stored photo is scaled to at most this many pixels a side")
+    photo_unattached_days: float = Field(
+        2.0, ge=0, description="a photo uploaded but never attached to a milestone or submission is pruned after "
+                               "this many days (0: never); attached photos stay as long as their order")
     batch_chunk: int = Field(200, ge=1, description="incidents of a batch stored per transaction")
     webhook_secret_key: SecretStr = Field(
         SecretStr(DEMO_WEBHOOK_KEY), description="encrypts webhook signing secrets at rest (Fernet); set it, as a "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from shared.db import new_registry, timestamp_field
@@ -105,6 +105,31 @@ class TaskHistory(Table, table=True):
     note: str = ""
     milestone: str | None = None
     evidence: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class TaskPhoto(Table, table=True):
+    """A photo taken as evidence for a task order: its clean copy (services/dispatch/images.py) and thumbnail,
+    stored in the database so every replica reads it and every backup holds it."""
+
+    __tablename__ = "task_photo"
+    __table_args__ = (UniqueConstraint("task_id", "sha256"),)  # the same bytes again: the same photo
+    id: str = Field(primary_key=True, max_length=64)
+    task_id: str = Field(index=True, max_length=64)
+    sha256: str = Field(max_length=64)  # of the upload as received
+    kind: str = Field(max_length=8)  # jpeg, png, heic (as uploaded)
+    content_type: str = Field(max_length=32)  # as stored
+    width: int
+    height: int
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    thumbnail: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    lat: float | None = None
+    lon: float | None = None
+    uploaded_by: str
+    uploaded_at: dt.datetime = timestamp_field(nullable=False, index=True)
+    attached_action: str | None = Field(default=None, max_length=32)  # complete_milestone or submit
+    attached_milestone: str | None = Field(default=None, max_length=200)
+    attached_at: dt.datetime | None = timestamp_field(nullable=True)
 
 
 class RoutingVersion(Table, table=True):

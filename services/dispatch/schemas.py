@@ -158,12 +158,14 @@ class IncidentBatchOut(BatchOut[IncidentItemResult]):
 class ArrivalIn(BaseModel):
     """The handling unit's arrival at the scene."""
 
-    arrived_at: dt.datetime
+    arrived_at: dt.datetime | None = PField(
+        None, description="when the unit arrived; omitted: now, by the server's clock (a tap on the phone: its own "
+                          "clock does not count). Without it, reporting again once arrived changes nothing")
 
     @field_validator("arrived_at")
     @classmethod
-    def _with_offset(cls, value: dt.datetime) -> dt.datetime:
-        if value.tzinfo is None:
+    def _with_offset(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
             raise ValueError("timestamps need an offset, e.g. 2024-05-01T08:35:00+08:00")
         return value
 

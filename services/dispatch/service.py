@@ -257,13 +257,19 @@ async def may_act_for(session: AsyncSession, viewer: Identity, unit_id: str) -> 
 
 
 async def report_arrival(session: AsyncSession, *, outbox: Outbox, viewer: Identity, incident_id: str,
-                         arrived_at: dt.datetime) -> tuple[Incident, bool]:
+                         arrived_at: dt.datetime | None) -> tuple[Incident, bool]:
     """The handling unit (or a unit above it) reports arrival at the scene. Returns (incident, changed).
 
-    Reporting the same arrival time again changes nothing; a different time once one is recorded is a Conflict.
+    Without a time the server's clock says when (a phone's tap); reporting so again once arrived changes
+    nothing. Reporting the same arrival time again changes nothing; a different time once one is recorded is
+    a Conflict.
     """
-    arrived_at = arrived_at.astimezone(dt.UTC)
     incident = await get_incident(session, viewer=viewer, incident_id=incident_id)
+    if arrived_at is None:
+        if incident.arrived_at is not None and await may_act_for(session, viewer, incident.handling_unit_id or ""):
+            return incident, False
+        arrived_at = utcnow()
+    arrived_at = arrived_at.astimezone(dt.UTC)
     if incident.handling_unit_id is None or incident.dispatched_at is None:
         raise Conflict(f"incident {incident_id} was not dispatched to any unit (outside every station area)")
     if not await may_act_for(session, viewer, incident.handling_unit_id):

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.dispatch import directory as unit_directory
-from services.dispatch import texts
+from services.dispatch import photo_store, texts
 from services.dispatch.directory import Directory
 from services.dispatch.lifecycle import OPEN, STEPS, step_for
 from services.dispatch.models import TaskHistory, TaskOrder, Unit
@@ -130,7 +130,8 @@ async def task_scope(session: AsyncSession, viewer: Identity) -> Any:
     return scope.clause(TaskOrder.unit_id, zone=zone, units=units)
 
 
-async def _scoped_task(session: AsyncSession, viewer: Identity, task_id: str) -> TaskOrder:
+async def scoped_task(session: AsyncSession, viewer: Identity, task_id: str) -> TaskOrder:
+    """The order if it lies in the viewer's jurisdiction; NotFound otherwise (whether it exists is not theirs)."""
     return await one_in_scope(session, TaskOrder, task_id, await task_scope(session, viewer), "task")
 
 
@@ -154,7 +155,7 @@ async def list_tasks(session: AsyncSession, *, viewer: Identity, status: str | N
 
 async def get_task(session: AsyncSession, *, viewer: Identity, task_id: str, lang: Lang = DEFAULT) -> TaskOut:
     """One task order with its history, in the viewer's jurisdiction, its texts in `lang`."""
-    task = await _scoped_task(session, viewer, task_id)
+    task = await scoped_task(session, viewer, task_id)
     return task_out(task, await history_of(session, task_id), lang=lang)
 
 
@@ -201,7 +202,7 @@ async def transition(session: AsyncSession, *, outbox: Outbox, viewer: Identity,
                      data: TransitionIn) -> TaskOrder:
     """Take one step of the loop; NotFound outside jurisdiction, Forbidden for the wrong actor, Conflict if
     the step is not allowed from the current status."""
-    task = await _scoped_task(session, viewer, task_id)
+    task = await scoped_task(session, viewer, task_id)
     actor = STEPS[data.action].actor
     if actor == "unit" and viewer.unit_id != task.unit_id and viewer.role != "admin":
         raise Forbidden(f"only the receiving unit {task.unit_id} may {data.action.replace('_', ' ')} this order")
@@ -229,9 +230,11 @@ async def transition(session: AsyncSession, *, outbox: Outbox, viewer: Identity,
         unit = await _receiving_unit(session, viewer, data.unit_id, task)
         values["unit_id"] = unit.id
         note = f"reassigned from {task.unit_id} to {unit.id}: {data.note}"
+    milestone = data.milestone if data.action == "complete_milestone" else None
+    await photo_store.attach(session, task_id=task.id, evidence=data.evidence, action=data.action,
+                             milestone=milestone, at=now)
     await write_change(session, task, action=data.action, from_status=old_status, by=viewer.username, at=now,
-                       note=note, milestone=data.milestone if data.action == "complete_milestone" else None,
-                       evidence=data.evidence, **values)
+                       note=note, milestone=milestone, evidence=data.evidence, **values)
     await announce(session, outbox, task, old_status=old_status, by=viewer.username, at=now, note=note,
                    previous_unit_id=old_unit if task.unit_id != old_unit else None)
     return task
@@ -287,7 +290,7 @@ async def bulk(session: AsyncSession, *, outbox: Outbox, viewer: Identity, data:
 async def _extend(session: AsyncSession, *, outbox: Outbox, viewer: Identity, task_id: str,
                   data: BulkIn) -> TaskOrder:
     """Move an open order's deadline later; it is no longer overdue (a new deadline can pass again)."""
-    task = await _scoped_task(session, viewer, task_id)
+    task = await scoped_task(session, viewer, task_id)
     if not await _may_supervise(session, viewer, task):
         raise Forbidden(f"only a unit above {task.unit_id} or the command centre may extend this order")
     if task.status == "verified":
