@@ -21,9 +21,10 @@ from shared.runtime import CallerDep, RuntimeDep
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 IMAGE_BODY = {"schema": {"type": "string", "format": "binary"}}
-UPLOAD_DOC = {"requestBody": {"required": True, "description": "the photo's bytes (JPEG, PNG or HEIC)", "content": {
-    "image/jpeg": IMAGE_BODY, "image/png": IMAGE_BODY, "image/heic": IMAGE_BODY,
-    "application/octet-stream": IMAGE_BODY}}}
+UPLOAD_DOC = {"requestBody": {"required": True, "description": "the photo's bytes (JPEG, PNG or HEIC; the type is read "
+                                                                "from the bytes, whatever the content-type says)",
+                               "content": {kind: IMAGE_BODY | {"example": "(the image file's bytes)"}
+                                           for kind in ("image/jpeg", "image/png", "image/heic")}}}
 IMAGE_ANSWER = {200: {"content": {"image/jpeg": IMAGE_BODY, "image/png": IMAGE_BODY},
                       "description": "the image"}}
 CACHE = "private, max-age=86400, immutable"  # a photo's bytes never change under its id

@@ -104,6 +104,11 @@ MATRIX: tuple[Line, ...] = (
     Line("POST", "/api/v1/tasks/{task_id}/transitions", _codes("ok", "deny", "deny/hide", "ok/hide", "deny"),
          body=lambda o: {"action": "accept"}),
     Line("POST", "/api/v1/tasks:bulk", OFFICERS),
+    # evidence photos: the receiving unit adds them (no sample body: 415 once past every check); reads as the order
+    Line("POST", "/api/v1/tasks/{task_id}/photos", _codes("ok", "deny", "deny/hide", "ok/hide", "deny")),
+    Line("GET", "/api/v1/tasks/{task_id}/photos", SCOPED),
+    Line("GET", "/api/v1/tasks/{task_id}/photos/{photo_id}", SCOPED, ok_also=(404,)),
+    Line("GET", "/api/v1/tasks/{task_id}/photos/{photo_id}/thumbnail", SCOPED, ok_also=(404,)),
     # classification
     Line("GET", "/api/v1/stations/{station_id}/features", SCOPED),
     Line("PUT", "/api/v1/stations/{station_id}/features", DISTRICT),
@@ -161,7 +166,7 @@ MATRIX: tuple[Line, ...] = (
 #: values for path parameters that do not depend on jurisdiction
 FIXED_PARAMS = {"key": "no-such-key", "model_id": "P01", "run_id": "no-such-run", "job_id": "no-such-job",
                 "kind": "daily", "service": "dispatch", "dead_letter_id": "999999999",
-                "webhook_id": "no-such-webhook"}
+                "webhook_id": "no-such-webhook", "photo_id": "no-such-photo"}
 
 #: (method, path, role) where a service answers more leniently than the matrix when called directly
 #: (the gateway refuses these; the service should too). Listed so a gap stays visible: the direct
