@@ -22,6 +22,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 #: start + the calibrated demo district on a loaded 2-core machine (measured 60–70 s; generous for CI)
 DEMO_LOADED_WITHIN_S = 300
 VIEWPORT = {"width": 1600, "height": 1000}
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
 CELLS = 26 * 8
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.console.browser import VIEWPORT, Running, chromium_or_reason, guard, launch, start_system
+from tests.console.browser import PHONE, VIEWPORT, Running, chromium_or_reason, guard, launch, start_system
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,19 @@ def chromium() -> Iterator[object]:
 def page(chromium, console_system: Running) -> Iterator[object]:  # noqa: ANN001
     """A new browser context (no cookies, no storage) at 1600 px, offline but for this machine; checked after."""
     context = chromium.new_context(viewport=VIEWPORT, locale="zh-CN", accept_downloads=True)
+    seen = guard(context)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+    seen.check()
+
+
+@pytest.fixture
+def phone(chromium, console_system: Running) -> Iterator[object]:  # noqa: ANN001
+    """A page on a 390 × 844 phone (touch, mobile), Chinese, offline but for this machine; checked after."""
+    context = chromium.new_context(**PHONE, locale="zh-CN")
     seen = guard(context)
     page = context.new_page()
     try:

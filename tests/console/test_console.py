@@ -6,6 +6,8 @@ fails if the page tried to reach another machine, threw a script error or broke 
 """
 from __future__ import annotations
 
+import datetime as dt
+import io
 import os
 import re
 import time
@@ -238,3 +240,103 @@ def test_the_api_docs_page_works_offline(page, console_system: Running) -> None:
     assert page.locator(".swagger-ui .opblock").count() > 50
     csp = get(console_system.gateway + "/docs").headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-eval" not in csp
+
+
+# --- the officer's phone (#/m) ---------------------------------------------------------------------------------
+
+def _until(what: str, probe, timeout: float = 30.0):  # noqa: ANN001, ANN202 - poll the API, no fixed sleeps
+    deadline = time.monotonic() + timeout
+    while not (found := probe()):
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s"
+        time.sleep(0.2)
+    return found
+
+
+def _photo() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), (30, 120, 200)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def test_an_officer_on_a_phone_taps_arrival_and_takes_a_drunk_driving_order_round_its_loop_with_a_photo(
+        phone, console_system: Running) -> None:
+    gw, command, mine, other = (console_system.gateway, console_system.token(), console_system.token("ps-yiqiao"),
+                                console_system.token("ps-heshang"))
+    phone.goto(gw + "/#/m/tasks")
+    phone.fill("input[name=username]", "ps-yiqiao")
+    phone.fill("input[name=password]", "demo")
+    phone.tap("button[type=submit]")
+    phone.wait_for_selector("[data-testid=live] >> text=实时")  # the task stream is open (fetch with the header)
+    incident = httpx.post(gw + "/api/v1/incidents", headers=command, timeout=60, json={
+        "external_id": f"phone-{time.time_ns()}", "kind": "accident",
+        "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
+        "location": {"lat": 30.10, "lon": 120.45}, "severity": {"deaths": 0, "injuries": 0},
+        "parties": [{"role": "driver", "person": {"drunk": True}}]}).json()
+
+    # the P01 order appears on the phone's list by the live stream alone (no reload)
+    card = phone.wait_for_selector(f"[data-testid=task][data-incident='{incident['id']}'][data-model=P01]",
+                                   timeout=30000)
+    task_id = card.get_attribute("data-id")
+    assert get(f"{gw}/api/v1/tasks/{task_id}", headers=command).json()["unit_id"] == "ps-yiqiao"
+
+    # one tap: arrived on scene, at the server's time
+    phone.tap("[data-testid=tab-incidents]")
+    phone.tap(f"[data-testid=incident][data-id='{incident['id']}'] [data-testid=arrive]")
+    phone.wait_for_selector(f"[data-testid=incident][data-id='{incident['id']}'] [data-testid=arrived]")
+    arrived = get(f"{gw}/api/v1/incidents/{incident['id']}", headers=command).json()
+    assert arrived["within_5_min"] is True and arrived["response_s"] < 300
+
+    phone.tap("[data-testid=tab-tasks]")
+    phone.tap(f"[data-testid=task][data-id='{task_id}'] a")
+
+    def step(action: str, note: str = "", files: list | None = None, status: str | None = None) -> None:
+        form = phone.wait_for_selector(f"[data-testid=step][data-action={action}]")
+        if note:
+            form.query_selector("textarea").fill(note)
+        if files:
+            form.query_selector("input[type=file]").set_input_files(files)
+        form.query_selector("[data-testid=act]").tap()
+        if status:
+            phone.wait_for_selector(f"[data-testid=task-detail][data-status={status}]")
+
+    step("accept", "已签收", status="accepted")
+    step("start", status="in_progress")
+    # a "photo" that is really a script is refused with a problem, and the milestone waits for the officer
+    script = {"name": "现场.jpg", "mimeType": "image/jpeg", "buffer": b"<script>alert(1)</script>"}
+    step("complete_milestone", "立案", files=[script])
+    expect(phone.locator("[data-testid=step] [role=alert]")).to_contain_text("不支持的内容类型")
+    assert phone.locator("[data-testid=milestone][data-done=true]").count() == 0
+    photo = {"name": "现场.jpg", "mimeType": "image/jpeg", "buffer": _photo()}
+    step("complete_milestone", "已立案", files=[photo])
+    phone.wait_for_selector("[data-testid=milestone][data-done=true]")
+    phone.wait_for_selector("[data-testid=photo] img")
+    for done in (2, 3):
+        step("complete_milestone", f"节点 {done}")
+        phone.wait_for_selector(f"[data-testid=milestone][data-done=true] >> nth={done - 1}")
+
+    # the network drops during the submit: it waits, shown as pending, and lands once when the network is back
+    phone.wait_for_selector("[data-testid=step][data-action=submit]")
+    phone.context.set_offline(True)
+    step("submit", "办结，请审核")
+    expect(phone.locator("[data-testid=pending]")).to_contain_text("待发送 1 项")
+    phone.context.set_offline(False)
+    phone.wait_for_selector("[data-testid=task-detail][data-status=submitted]", timeout=30000)
+    expect(phone.locator("[data-testid=pending]")).to_have_count(0)
+
+    task = get(f"{gw}/api/v1/tasks/{task_id}", headers=command).json()
+    assert [h["action"] for h in task["history"]].count("submit") == 1
+    photos = get(f"{gw}/api/v1/tasks/{task_id}/photos", headers=mine).json()["items"]
+    assert [(p["attached_action"], p["attached_milestone"]) for p in photos] == [("complete_milestone", "case_opened")]
+    verified = httpx.post(f"{gw}/api/v1/tasks/{task_id}/transitions", headers=command, timeout=60,
+                          json={"action": "verify", "note": "核查属实"})
+    assert verified.status_code == 200 and verified.json()["status"] == "verified", verified.text
+
+    # another station sees neither the order nor its photo; an oversized upload is refused at the door
+    assert get(f"{gw}/api/v1/tasks/{task_id}", headers=other).status_code == 404
+    assert get(gw + photos[0]["href"], headers=other).status_code == 404
+    assert get(gw + photos[0]["href"], headers=mine).headers["content-type"] == "image/jpeg"
+    too_big = httpx.post(f"{gw}/api/v1/tasks/{task_id}/photos", headers=mine | {"content-type": "image/jpeg"},
+                         content=b"\xff\xd8\xff" + bytes(11 * 1024 * 1024), timeout=60)
+    assert too_big.status_code == 413 and too_big.headers["content-type"].startswith("application/problem+json")

@@ -81,16 +81,19 @@ export async function download(path, query, fallbackName) {
 }
 
 /**
- * Follow a server-sent-event stream with the bearer token (EventSource cannot send one): calls
- * onEvent(name, data) per event and reconnects with backoff until `signal` aborts. onState(true|false)
- * says whether the stream is connected.
+ * Follow a server-sent-event stream with the bearer token in a header (EventSource cannot send one, and a
+ * token in the URL would be logged): calls onEvent(name, data, id) per event and reconnects with backoff
+ * until `signal` aborts, sending `Last-Event-ID` so the server replays what was missed meanwhile (it sends
+ * `stream.reset` when that is too far back: reload then). onState(true|false) says whether it is connected.
  */
 export async function follow(path, { onEvent, onState = () => {}, signal }) {
   let wait = 1000;
+  let lastId = null;
   while (!signal.aborted) {
     try {
-      const r = await fetch(url(path), { headers: { authorization: `Bearer ${access}`, accept: "text/event-stream" },
-                                         signal, credentials: "omit" });
+      const headers = { authorization: `Bearer ${access}`, accept: "text/event-stream", "accept-language": language };
+      if (lastId !== null) headers["last-event-id"] = lastId;
+      const r = await fetch(url(path), { headers, signal, credentials: "omit" });
       if (r.status === 401 && refresher && await refresher()) continue;
       if (!r.ok || !r.body) throw new ApiError(r.status, null);
       onState(true);
@@ -106,15 +109,18 @@ export async function follow(path, { onEvent, onState = () => {}, signal }) {
           const frame = buffer.slice(0, cut);
           buffer = buffer.slice(cut + 2);
           let name = "message";
+          let id = null;
           const data = [];
           for (const line of frame.split("\n")) {
             if (line.startsWith("event:")) name = line.slice(6).trim();
             else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+            else if (line.startsWith("id:")) id = line.slice(3).trim();
           }
+          if (id !== null) lastId = id;
           if (data.length) {
             let parsed = data.join("\n");
             try { parsed = JSON.parse(parsed); } catch { /* plain text */ }
-            onEvent(name, parsed);
+            onEvent(name, parsed, id);
           }
         }
       }

@@ -82,8 +82,35 @@ function Shell({ who }) {
   </div>`;
 }
 
+/** The officer's phone (#/m/…, js/phone/): loaded when first opened; no console navigation around it. */
+function PhoneRoot({ who }) {
+  const [route, setRoute] = useState(parseRoute());
+  const [view, setView] = useState(null);
+  useEffect(() => {
+    const changed = () => setRoute(parseRoute());
+    addEventListener("hashchange", changed);
+    import("./phone/index.js").then((m) => setView(() => m.Phone));
+    return () => removeEventListener("hashchange", changed);
+  }, []);
+  return view ? html`<${view} who=${who} arg=${route.arg} />` : html`<${Loading} />`;
+}
+
+function usePhoneRoute() {
+  const phone = () => /^#\/m(\/|$)/.test(location.hash);
+  const [on, setOn] = useState(phone());
+  useEffect(() => {
+    const changed = () => setOn(phone());
+    addEventListener("hashchange", changed);
+    return () => removeEventListener("hashchange", changed);
+  }, []);
+  return on;
+}
+
 function App({ who }) {
-  return who ? html`<${Shell} who=${who} key=${i18n.current()} />` : html`<${Login} key=${i18n.current()} />`;
+  const phone = usePhoneRoute();
+  if (!who) return html`<${Login} key=${i18n.current()} />`;
+  if (phone) return html`<${PhoneRoot} who=${who} key=${i18n.current()} />`;
+  return html`<${Shell} who=${who} key=${i18n.current()} />`;
 }
 
 const root = document.getElementById("app");
@@ -94,6 +121,8 @@ async function switchLang(lang) {
   draw();
 }
 
+// an officer opening the console on a phone-sized screen starts on the phone screens (#/m)
+if (!location.hash && matchMedia("(max-width: 600px)").matches) history.replaceState(null, "", "#/m");
 auth.onChange(draw);
 await Promise.all([i18n.use(i18n.current()), auth.restore().catch(() => null)]);
 draw();
