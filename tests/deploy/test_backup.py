@@ -23,7 +23,13 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"CREATE TABLE {table} (id INTEGER, sent_at TEXT)")
             db.execute(f"INSERT INTO {table} VALUES (1, '2026-01-01'), (2, NULL)")
+            if name == "dispatch":  # evidence photos are rows (bytes) in dispatch's database: copied with it
+                db.execute("CREATE TABLE task_photo (id TEXT, data BLOB, thumbnail BLOB)")
+                db.execute("INSERT INTO task_photo VALUES ('ph-1', ?, ?)", (PHOTO, PHOTO[:64]))
     return folder
+
+
+PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 64
 
 
 def test_backup_then_restore_into_a_fresh_data_dir_marks_outboxes_unsent(data_dir: Path, tmp_path: Path,
@@ -48,6 +54,7 @@ def test_backup_then_restore_into_a_fresh_data_dir_marks_outboxes_unsent(data_di
     assert any("dispatch (1 outbox rows to re-send)" in step for step in timings)
     with sqlite3.connect(fresh / "dispatch.db") as db:
         assert db.execute("SELECT count(*), count(sent_at) FROM outbox").fetchone() == (2, 0)
+        assert db.execute("SELECT data, thumbnail FROM task_photo").fetchall() == [(PHOTO, PHOTO[:64])]
     with sqlite3.connect(fresh / "gateway.db") as db:
         assert db.execute("SELECT count(*) FROM account").fetchone() == (2,)
 
