@@ -184,6 +184,17 @@ async def test_chunked_body_over_the_limit_is_a_413_problem() -> None:
         _assert_problem(response, 413)
 
 
+async def test_photo_uploads_alone_may_be_bigger_up_to_their_own_limit() -> None:
+    async with serving(create_app(_settings(max_body_bytes=100, max_upload_bytes=300))) as client:
+        headers = await _login(client, "admin")
+        photo = await client.post("/api/v1/tasks/t-1/photos", headers=headers, content=b"x" * 200)
+        assert photo.status_code != 413  # past the size check (no dispatch runs here: 503)
+        _assert_problem(await client.post("/api/v1/tasks/t-1/photos", headers=headers, content=b"x" * 301), 413)
+        _assert_problem(await client.post("/api/v1/incidents", headers=headers, content=b"x" * 200), 413)
+        _assert_problem(await client.post("/api/v1/tasks/t-1/transitions", headers=headers, content=b"x" * 200),
+                        413)
+
+
 async def test_upstream_down_is_a_503_problem_with_retry_after(gateway: httpx.AsyncClient) -> None:
     headers = await _login(gateway, "admin")
     response = await gateway.get("/api/v1/tasks", headers=headers)
