@@ -1,7 +1,9 @@
-"""Screenshots of every console screen for docs/screens/, at 1600 × 1000 in Chinese (one in English).
+"""Screenshots of every console screen for docs/screens/, at 1600 × 1000 in Chinese (one in English), and of the
+officer's phone at 390 × 844 (phone-*.png).
 
     python -m tests.console.screenshots                    # starts the system with the demo, then stops it
     python -m tests.console.screenshots --gateway URL      # uses a running one (e.g. `make up`'s)
+    python -m tests.console.screenshots --phone            # the phone's screens only
 
 Offline like the tests: a request to another machine aborts the run.
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import sync_playwright
 
-from tests.console.browser import VIEWPORT, guard, launch, log_in, start_system
+from tests.console.browser import PHONE, VIEWPORT, guard, launch, log_in, start_system
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "screens"
 
@@ -63,22 +65,60 @@ def shoot(gateway: str, out: Path = OUT) -> list[Path]:
     return written
 
 
-def _save(page, path: Path) -> Path:  # noqa: ANN001
-    page.screenshot(path=str(path))
+def shoot_phone(gateway: str, out: Path = OUT) -> list[Path]:
+    """Log in as ps-yiqiao on a phone-sized page: its incidents, its orders, one open order; the files written."""
+    token = httpx.post(gateway + "/api/v1/auth/token", timeout=10,
+                       data={"grant_type": "password", "username": "ps-yiqiao", "password": "demo"}).json()
+    headers = {"authorization": "Bearer " + token["access_token"]}
+    open_orders = httpx.get(gateway + "/api/v1/tasks", params={"unit_id": "ps-yiqiao", "status": "dispatched",
+                                                               "limit": 1}, headers=headers, timeout=10).json()
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        context = browser.new_context(**PHONE, locale="zh-CN")
+        seen = guard(context)
+        page = context.new_page()
+        page.goto(gateway + "/#/m/tasks")
+        page.fill("input[name=username]", "ps-yiqiao")
+        page.fill("input[name=password]", "demo")
+        page.tap("button[type=submit]")
+        page.wait_for_selector("[data-testid=task]", timeout=30000)
+        written.append(_save(page, out / "phone-tasks.png"))
+        if open_orders["items"]:
+            page.goto(f"{gateway}/#/m/task/{open_orders['items'][0]['id']}")
+            page.wait_for_selector("[data-testid=step]", timeout=30000)
+            written.append(_save(page, out / "phone-task.png", full_page=True))
+        page.goto(gateway + "/#/m")
+        page.wait_for_selector("[data-testid=incident], .phone main p.muted", timeout=30000)
+        written.append(_save(page, out / "phone-incidents.png"))
+        context.close()
+        browser.close()
+    seen.check()
+    return written
+
+
+def _save(page, path: Path, *, full_page: bool = False) -> Path:  # noqa: ANN001
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gateway", help="a running gateway's URL (default: start the system with the demo)")
+    parser.add_argument("--phone", action="store_true", help="only the officer's phone screens")
     args = parser.parse_args()
+
+    def shoot_all(gateway: str) -> list[Path]:
+        return shoot_phone(gateway) if args.phone else shoot(gateway) + shoot_phone(gateway)
+
     if args.gateway:
-        files = shoot(args.gateway.rstrip("/"))
+        files = shoot_all(args.gateway.rstrip("/"))
     else:
         with tempfile.TemporaryDirectory() as data_dir:
             running = start_system(Path(data_dir))
             try:
-                files = shoot(running.gateway)
+                files = shoot_all(running.gateway)
             finally:
                 running.launcher.stop()
     for path in files:
