@@ -339,9 +339,12 @@ def test_an_officer_on_a_phone_taps_arrival_and_takes_a_drunk_driving_order_roun
     phone.context.set_offline(True)
     step("submit", "办结，请审核")
     expect(phone.locator("[data-testid=pending]")).to_contain_text("待发送 1 项")
+    kept = phone.evaluate("sessionStorage.getItem('jiaozhi.outbox')")  # a reload would send it on, same key
+    assert '"action":"submit"' in kept and '"who":"ps-yiqiao"' in kept
     phone.context.set_offline(False)
     phone.wait_for_selector("[data-testid=task-detail][data-status=submitted]", timeout=30000)
     expect(phone.locator("[data-testid=pending]")).to_have_count(0)
+    assert phone.evaluate("sessionStorage.getItem('jiaozhi.outbox')") is None
 
     task = get(f"{gw}/api/v1/tasks/{task_id}", headers=command).json()
     actions = [h["action"] for h in task["history"]]

@@ -2,9 +2,14 @@
 // one that fails for the network (no answer, a 5xx, 429, or its first try still in flight) stays queued and is
 // retried (backoff, and at once when the browser comes back online). The gateway replays the kept answer to a
 // retry with the same key, so a write whose answer was lost is never applied twice. A refusal (a 4xx problem)
-// leaves the queue and is reported. The queue lives in the page's memory: it survives a lost network, not a
-// closed tab (docs/CONSOLE.md).
+// leaves the queue and is reported. The queue lives in the page's memory; its JSON writes that cite no photo are
+// also kept in sessionStorage (this tab, this officer), so a reload sends them on with the same keys. Photos
+// (and the steps citing them) are not: they survive a lost network, not a reload (docs/CONSOLE.md). Logging out
+// forgets the queue.
 import { ApiError, request } from "../api.js";
+import * as auth from "../auth.js";
+
+const KEY = "jiaozhi.outbox";
 
 let queue = []; // {id, key, label, path, method, json, body, contentType, cite, resolve, reject, tries, error}
 let listeners = [];
@@ -14,7 +19,15 @@ let wait = 1000;
 const results = new Map(); // queue id → the JSON answer (an upload's answer gives later writes their evidence)
 const refused = new Map(); // queue id → the ApiError it was refused with (a write citing it is not sent)
 
-function changed() { listeners.forEach((fn) => fn(pending())); }
+function save() {
+  const who = auth.current()?.username;
+  const kept = queue.filter((i) => i.json !== undefined && !i.cite.length)
+    .map(({ id, key, label, path, method, json }) => ({ id, key, label, path, method, json }));
+  if (who && kept.length) sessionStorage.setItem(KEY, JSON.stringify({ who, items: kept }));
+  else sessionStorage.removeItem(KEY);
+}
+
+function changed() { save(); listeners.forEach((fn) => fn(pending())); }
 export function onChange(fn) { listeners.push(fn); return () => { listeners = listeners.filter((f) => f !== fn); }; }
 
 /** What is waiting to be sent: [{id, label, tries, error}]. */
@@ -100,4 +113,22 @@ async function pump() {
 /** Try the queue again now (a tap on "retry", or the network is back). */
 export function retry() { wait = 1000; pump(); }
 
+/** After a reload: the same officer's kept writes go on (same keys: one that had landed is replayed). */
+function restore() {
+  let saved = null;
+  try { saved = JSON.parse(sessionStorage.getItem(KEY) || "null"); } catch { /* unreadable: dropped */ }
+  if (!saved || saved.who !== auth.current()?.username) { sessionStorage.removeItem(KEY); return; }
+  for (const item of saved.items) {
+    queue.push({ ...item, cite: [], tries: 0, error: null, resolve: () => {}, reject: () => {} });
+  }
+  if (queue.length) { changed(); pump(); }
+}
+
+auth.onChange((who) => {
+  if (who) return;
+  queue = []; // logged out: nothing of this officer's is sent under another's name
+  sessionStorage.removeItem(KEY);
+  listeners.forEach((fn) => fn(pending()));
+});
 addEventListener("online", retry);
+restore();
