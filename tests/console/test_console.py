@@ -27,6 +27,7 @@ def get(url: str, **kwargs: object) -> httpx.Response:
 
 SATURATED = 2.0  # load average per core above which the 1-s bound is not asserted (see the board test)
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
+CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def test_command_logs_in_to_the_board_of_26_stations_by_8_themes_in_colour_within_a_second(
@@ -85,6 +86,11 @@ def test_an_incidents_trace_shows_its_five_sources_the_models_that_fired_and_its
 
     sources = page.locator("[data-testid=sources] .source h3").all_inner_texts()
     assert sources == ["人", "车", "路", "企业", "村社"]
+    # each source's facts are named and valued in Chinese: no raw field names or true/false
+    fields = page.locator("[data-testid=sources] dt").all_inner_texts()
+    values = page.locator("[data-testid=sources] dd").all_inner_texts()
+    assert fields and all(CJK.search(f) for f in fields), fields
+    assert not {"true", "false", "driver", "rider"} & set(values), values
     fired = page.locator("[data-testid=fired] tbody tr")
     assert fired.count() >= 1 and tasks[0]["model_id"] in fired.all_inner_texts()[0] + "".join(
         fired.all_inner_texts())

@@ -84,12 +84,22 @@ function Trace({ id, names }) {
   </div>`}<//>`;
 }
 
+// a source field's value in the reader's language: yes/no, and the codes that have labels
+const CODED = { role: "party_role", kind: "vehicle_kind", licence_status: "licence_status", lighting: "lighting",
+  junction: "junction" };
+function fieldValue(key, value) {
+  if (typeof value === "boolean") return value ? t("common.yes") : t("common.no");
+  if (key === "section") return value.name || value.section_id || "—";
+  return CODED[key] ? label(CODED[key], value) : String(value);
+}
+
 function Sources({ trace }) {
+  const shown = ([k, v]) => k !== "ref" && v !== null && (typeof v !== "object" || k === "section");
   return html`<${Section} title=${t("tracing.sources")}><div class="sources" data-testid="sources">
     ${SOURCES.map((s) => html`<div class="source"><h3>${label("source", s)}</h3>
-      ${(trace.sources[s] || []).length ? trace.sources[s].map((e) => html`<dl class="entity">
-        ${Object.entries(e).filter(([, v]) => v !== null && typeof v !== "object").slice(0, 8)
-          .map(([k, v]) => html`<dt>${k}</dt><dd>${String(v)}</dd>`)}</dl>`)
+      ${(trace.sources[s] || []).length ? trace.sources[s].map((e) => html`<dl class="entity" title=${e.ref || ""}>
+        ${Object.entries(e).filter(shown).slice(0, 8)
+          .map(([k, v]) => html`<dt>${label("source_field", k)}</dt><dd>${fieldValue(k, v)}</dd>`)}</dl>`)
         : html`<p class="muted">${t("tracing.none")}</p>`}</div>`)}
   </div><//>`;
 }
