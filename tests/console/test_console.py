@@ -92,6 +92,7 @@ def test_an_incidents_trace_shows_its_five_sources_the_models_that_fired_and_its
     assert fields and all(CJK.search(f) for f in fields), fields
     assert not {"true", "false", "driver", "rider"} & set(values), values
     fired = page.locator("[data-testid=fired] tbody tr")
+    assert CJK.search(fired.first.locator("td").nth(2).inner_text()), "why the model fired, in Chinese"
     assert fired.count() >= 1 and tasks[0]["model_id"] in fired.all_inner_texts()[0] + "".join(
         fired.all_inner_texts())
     orders = page.locator("[data-testid=order]")

@@ -75,7 +75,7 @@ function Trace({ id, names }) {
         <table class="list" data-testid="fired"><thead><tr><th>${t("task.model")}</th><th>${t("tracing.entity")}</th>
           <th>${t("tracing.why")}</th><th>${t("tracing.issued")}</th></tr></thead>
         <tbody>${d.trace.fired.map((x) => html`<tr><td><b>${x.model_id}</b> ${modelName(d.models[x.model_id])}</td>
-          <td>${x.entity_ref}</td><td>${pick(x.reason)}</td>
+          <td>${x.entity_ref}</td><td title=${pick(x.reason)}>${pick(d.models[x.model_id]?.description) || pick(x.reason)}</td>
           <td>${x.issued ? t("common.yes") : t("tracing.backfill")}</td></tr>`)}</tbody></table>
       <//>` : html`<p class="muted">${t("tracing.not_traced")}</p>`}
     <${Section} title=${t("tracing.orders", { n: d.tasks.length })}>
