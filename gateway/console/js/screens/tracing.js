@@ -38,6 +38,7 @@ export function Tracing({ arg }) {
         <${Filter} name="status" group="task_status" value=${f.status} onChange=${set("status")} />
       </div>
       <${Loaded} state=${list}>${(items) => html`<p class="muted">${t("tracing.count", { n: items.length })}</p>
+        ${items.length ? "" : html`<${Latest} f=${f} onPick=${set("day")} />`}
         <ul class="incidents" data-testid="incidents">${items.map((i) => html`<li>
           <a href=${`#/tracing/${i.id}`} class=${i.id === arg ? "on" : ""} data-testid="incident">
             <b>${label("incident_kind", i.kind)}</b> ${when(i.occurred_at)}
@@ -47,6 +48,17 @@ export function Tracing({ arg }) {
     <div class="main">${arg ? html`<${Trace} id=${arg} key=${arg} names=${names} />`
       : html`<p class="muted">${t("tracing.pick")}</p>`}</div>
   </div>`;
+}
+
+// a day without incidents: offer the day of the latest one before it (same station filter)
+function Latest({ f, onPick }) {
+  const latest = useLoad(() => api("incidents", { query: { limit: 1, until: dayStart(f.day), station_id: f.station } }),
+    [f.day, f.station]);
+  const last = latest.data?.items?.[0];
+  if (!last) return "";
+  const day = localDay(new Date(last.occurred_at));
+  return html`<button type="button" class="link" data-testid="latest-day" onClick=${() => onPick(day)}>
+    ${t("tracing.latest", { day })}</button>`;
 }
 
 async function loadTrace(id) {
