@@ -73,7 +73,7 @@ def read_folder(folder: Path, known_units: dict[str, str] | None = None) -> tupl
         problems.append(Problem(UNITS_FILE, None, "missing: the district's units are required"))
     else:
         district.units, district.villages = _units(folder / UNITS_FILE, known, problems)
-    known |= {u["id"]: u["kind"] for u in district.units}
+        known |= _named(folder / UNITS_FILE)  # a unit with a problem of its own is not "unknown" elsewhere too
     if (folder / ACCOUNTS_FILE).is_file():
         district.accounts = _accounts(folder / ACCOUNTS_FILE, known, problems)
     else:
@@ -81,6 +81,16 @@ def read_folder(folder: Path, known_units: dict[str, str] | None = None) -> tupl
     if (folder / FEATURES_FILE).is_file():
         district.features = _features(folder / FEATURES_FILE, known, problems)
     return district, problems
+
+
+def _named(path: Path) -> dict[str, str]:
+    """id → kind of every feature that names itself, valid or not."""
+    try:
+        features = json.loads(path.read_text(encoding="utf-8")).get("features") or []
+        return {f["properties"]["id"]: f["properties"].get("kind", "station") for f in features
+                if isinstance(f.get("properties", {}).get("id"), str)}
+    except (ValueError, AttributeError, TypeError):
+        return {}
 
 
 def _units(path: Path, known: dict[str, str], problems: list[Problem]) -> tuple[list[dict], list[dict]]:
@@ -185,6 +195,11 @@ def _area_problems(geometry: Any) -> list[str]:
     if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
         return ["a station's geometry must be a Polygon or MultiPolygon (its area)"]
     try:
+        polygons = geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+        for rings in polygons:
+            for ring in rings:
+                if len(ring) < 4 or list(ring[0]) != list(ring[-1]):
+                    return ["broken polygon: a ring must be closed (first point = last) with at least 4 points"]
         polygon = shape(geometry)
     except Exception as exc:  # noqa: BLE001 - shapely raises many kinds on malformed coordinates
         return [f"broken polygon: {type(exc).__name__}: {exc}"[:200]]
@@ -284,7 +299,7 @@ def _accounts(path: Path, units: dict[str, str], problems: list[Problem]) -> lis
                                                                        and units[unit] not in SQUADRON_KINDS):
                 reasons.append(f"unit {unit} is a {units[unit]}, not a {role}")
         elif unit is not None:
-            reasons.append(f"a {role} account has no unit (leave the column empty)")
+            reasons.append(f"{role} accounts have no unit (leave the column empty)")
         problems += [Problem(path.name, line, r) for r in reasons]
         lines.setdefault(username, line)
         if not reasons:
