@@ -64,11 +64,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     table = Table(title="onboarding" + ("" if summary["changed"] else ": nothing to change"))
     for column in ("", "created", "updated", "unchanged"):
         table.add_column(column)
-    for step in ("units", "villages", "accounts", "features"):
+    for step in ("units", "villages", "accounts", "features", "history"):
         s = summary[step]
         table.add_row(step, str(len(s["created"])), str(len(s["updated"])), str(s["unchanged"]))
     console.print(table)
-    for step in ("units", "villages", "accounts", "features"):
+    for step in ("units", "villages", "accounts", "features", "history"):
         for key, changes in summary[step]["updated"].items():
             console.print(f"  {step} {key}: {'; '.join(changes)}")
     if summary["accounts"]["created"]:
@@ -110,6 +110,9 @@ system (`jiaozhi up --no-demo`) with an admin account. See docs/ONBOARDING.md ("
   their unit), platform (an integrating platform: a client with a secret).
 - `features.csv` (optional): `station_id,period,<the ten features>` for the first classification
   (period `YYYY` or `YYYY-MM`). Without it stations get modes once events have built up features.
+- `history.csv` (optional): `station_id,month,measure,value` — a year of monthly figures from before
+  the system (measures such as `accidents`, `deaths`, `injuries`, `education`), so the year-on-year
+  indicators have a base from the first month.
 
 New accounts' passwords are written to `passwords.csv` here (mode 0600), once; a re-run never
 changes a password (`POST /api/v1/accounts/{username}/password` resets one).
@@ -137,9 +140,13 @@ def write_template(folder: Path) -> None:
                 "city-platform,platform,"]
     features = [",".join(("station_id", "period", *FEATURES)),
                 *(",".join((sid, "2026", *map(str, values))) for sid, values in TEMPLATE_FEATURES.items())]
+    history = ["station_id,month,measure,value", *(f"{sid},2025-{m:02d},{measure},{value}"
+                                                   for sid, *_ in TEMPLATE_STATIONS for m in range(1, 13)
+                                                   for measure, value in (("accidents", 4 + m % 3), ("deaths", m % 2)))]
     files = {"units.geojson": json.dumps({"type": "FeatureCollection", "features": units}, ensure_ascii=False,
                                          indent=1) + "\n",
              "accounts.csv": "\n".join(accounts) + "\n", "features.csv": "\n".join(features) + "\n",
+             "history.csv": "\n".join(history) + "\n",
              "README.md": TEMPLATE_README}
     for name, text in files.items():
         path = folder / name

@@ -5,8 +5,8 @@ before sending anything: any problem → every problem is reported (file, row, r
 Then, each step comparing with what the system holds and sending only what is new or different (so a
 re-run changes nothing, a run with changed data updates and says what changed, and an interrupted run
 picks up where it stopped): units (`POST /units:import`), villages (`POST /villages:batch`), accounts
-(`/accounts`), features (`POST /classification/features`), and — when features changed or no run exists —
-the first classification run, whose modes are printed.
+(`/accounts`), features (`POST /classification/features`), history (`PUT /assessment/history`), and — when
+features changed or no run exists — the first classification run, whose modes are printed.
 
 Passwords: a new account's password is generated and appended to the passwords file (mode 0600) *before*
 the account is created, so an interruption between the two re-uses it; an account that exists is never
@@ -266,6 +266,35 @@ class Onboarding:
                 raise ApiError(f"features refused: {r.text[:400]}")
             self.api.sleep(0.2)
 
+    def history(self) -> Step:
+        """Monthly figures from before the system; only new or different values are sent."""
+        step = Step()
+        if not self.district.history:
+            return step
+        held = {(r["station_id"], r["month"], r["measure"]): r["value"]
+                for r in self.api.every("/api/v1/assessment/history")}
+        todo: dict[tuple[str, str], dict[str, float]] = {}
+        for (station, month, measure), value in sorted(self.district.history.items()):
+            key, old = (station, month, measure), held.get((station, month, measure))
+            if old is None:
+                step.created.append(" ".join(key))
+            elif not _same(old, value):
+                step.updated[" ".join(key)] = [f"{old} → {value}"]
+            else:
+                step.unchanged += 1
+                continue
+            todo.setdefault((station, month), {})[measure] = value
+        items = [{"station_id": s, "month": m, "measures": v} for (s, m), v in todo.items()]
+        bar = self.progress.add_task("history", total=len(items) or 1)
+        for start in range(0, len(items), BATCH):
+            chunk = items[start:start + BATCH]
+            body = self.api.call("PUT", "/api/v1/assessment/history", json=chunk).json()
+            if refused := [r for r in body["results"] if r["status"] not in (200, 201)]:
+                raise ApiError(f"history refused: {refused[:3]}")
+            self.progress.advance(bar, len(chunk))
+        self.progress.update(bar, completed=len(items) or 1)
+        return step
+
     def classify(self, features: Step, new_stations: bool) -> dict[str, Any] | None:
         """The first run (or a new one when features changed); None when nothing called for one."""
         if not self.district.features:
@@ -309,12 +338,12 @@ def onboard(folder: Path, gateway: str, username: str, password: str, *, console
             villages = run.villages()
             accounts = run.accounts()
             features = run.features()
+            history = run.history()
             new_stations = any(u in district.stations for u in units.created)
             classification = run.classify(features, new_stations)
             modes = run.modes()
-    summary = {"units": units.as_dict(), "villages": villages.as_dict(), "accounts": accounts.as_dict(),
-               "features": features.as_dict(), "classification": classification, "modes": modes,
-               "passwords_file": str(passwords.path)}
-    summary["changed"] = bool(classification) or any(
-        summary[k]["created"] or summary[k]["updated"] for k in ("units", "villages", "accounts", "features"))
+    summary: dict[str, Any] = {"units": units.as_dict(), "villages": villages.as_dict(), "accounts": accounts.as_dict(),
+                               "features": features.as_dict(), "history": history.as_dict()}
+    summary["changed"] = bool(classification) or any(s["created"] or s["updated"] for s in summary.values())
+    summary |= {"classification": classification, "modes": modes, "passwords_file": str(passwords.path)}
     return summary

@@ -10,6 +10,8 @@ The folder (docs/ONBOARDING.md; `jiaozhi onboard --template DIR` writes an examp
 - `accounts.csv`: `username,role,unit` — officers (admin, command, squadron, station) and platform clients
   (role `platform`); a station or squadron account names its unit.
 - `features.csv` (optional): `station_id,period,<feature>…`, as `POST /api/v1/classification/features` takes it.
+- `history.csv` (optional): `station_id,month,measure,value` — monthly figures from before the system (a year of
+  them gives the year-on-year indicators a base), as `PUT /api/v1/assessment/history` takes them.
 
 Every problem is collected as (file, row, reason) — the row is the CSV line or the feature's number — so one
 run reports them all.
@@ -27,7 +29,7 @@ from typing import Any
 from shapely.geometry import shape
 from shapely.validation import explain_validity
 
-UNITS_FILE, ACCOUNTS_FILE, FEATURES_FILE = "units.geojson", "accounts.csv", "features.csv"
+UNITS_FILE, ACCOUNTS_FILE, FEATURES_FILE, HISTORY_FILE = "units.geojson", "accounts.csv", "features.csv", "history.csv"
 UNIT_KINDS = ("station", "squadron", "case_squadron", "order_squadron", "foundation_squadron", "brigade")
 SQUADRON_KINDS = UNIT_KINDS[1:5]
 AREA_TYPES = ("urban", "fringe", "rural")
@@ -38,6 +40,8 @@ FEATURES = ("security_cases_per_10k", "accidents_per_10k", "deaths_per_100k", "c
 KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 PERIOD = re.compile(r"^\d{4}(-(0[1-9]|1[0-2]))?$")
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MAX_MEASURE = 1e9
 UNIT_FIELDS = ("name", "kind", "parent_id", "area_type", "population", "area_km2")
 
 
@@ -58,6 +62,7 @@ class District:
     villages: list[dict[str, Any]] = field(default_factory=list)
     accounts: list[dict[str, str | None]] = field(default_factory=list)  # username, kind, role, unit_id
     features: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (station, period) → values
+    history: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (station, month, measure) → value
 
     @property
     def stations(self) -> list[str]:
@@ -80,6 +85,8 @@ def read_folder(folder: Path, known_units: dict[str, str] | None = None) -> tupl
         problems.append(Problem(ACCOUNTS_FILE, None, "missing: at least the station accounts are needed"))
     if (folder / FEATURES_FILE).is_file():
         district.features = _features(folder / FEATURES_FILE, known, problems)
+    if (folder / HISTORY_FILE).is_file():
+        district.history = _history(folder / HISTORY_FILE, known, problems)
     return district, problems
 
 
@@ -330,4 +337,35 @@ def _features(path: Path, units: dict[str, str], problems: list[Problem]) -> dic
         problems += [Problem(path.name, line, r) for r in reasons]
         if not reasons:
             out[(station, period)] = values
+    return out
+
+
+def _history(path: Path, units: dict[str, str], problems: list[Problem]) -> dict[tuple[str, str, str], float]:
+    from services.assessment.history import ALIASES, known_measures  # the names the service takes
+
+    names = known_measures()
+    out: dict[tuple[str, str, str], float] = {}
+    lines: dict[tuple[str, str, str], int] = {}
+    for line, row in _rows(path, ("station_id", "month", "measure", "value"), problems):
+        station, month, measure = row["station_id"], row["month"], ALIASES.get(row["measure"], row["measure"])
+        reasons = []
+        if units.get(station) != "station":
+            reasons.append(f"unknown station {station}")
+        if not MONTH.match(month):
+            reasons.append("month must be YYYY-MM")
+        if row["measure"] not in names:
+            reasons.append(f"unknown measure {row['measure']} (e.g. accidents, deaths, injuries, education)")
+        try:
+            value = float(row["value"])
+            if not math.isfinite(value) or not 0 <= value <= MAX_MEASURE:
+                raise ValueError
+        except ValueError:
+            reasons.append(f"value must be a number from 0 to {MAX_MEASURE:.0e}")
+        key = (station, month, measure)
+        if key in lines:
+            reasons.append(f"{station} {month} {measure} is also on line {lines[key]}")
+        problems += [Problem(path.name, line, r) for r in reasons]
+        lines.setdefault(key, line)
+        if not reasons:
+            out[key] = value
     return out

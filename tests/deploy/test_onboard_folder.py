@@ -26,6 +26,7 @@ def test_the_template_is_a_valid_district_with_three_modes(tmp_path: Path) -> No
     district, problems = read_folder(tmp_path / "mine")
     assert problems == []
     assert district.stations == ["ps-north", "ps-harbour", "ps-valley"]
+    assert len(district.history) == 3 * 12 * 2
     assert {a["role"] for a in district.accounts} == {"command", "squadron", "station", "platform"}
     ids = sorted(s for s, _ in district.features)
     assert set(classify(ids, [district.features[(i, "2026")] for i in ids]).sizes) == {"basic", "deep", "full"}
@@ -50,6 +51,8 @@ def test_every_problem_is_reported_with_file_row_and_reason(tmp_path: Path) -> N
                                          "hb.z,wizard,\nhb.w,admin,hb-ps-lake\nhb.v,squadron,\n")
     (folder / "features.csv").write_text((folder / "features.csv").read_text().replace("hb-ps-lake,2026,32",
                                                                                       "hb-ps-gone,2026,x"))
+    (folder / "history.csv").write_text("station_id,month,measure,value\nhb-ps-east,2025-13,accidents,1\n"
+                                        "hb-ps-east,2025-01,happiness,-1\nhb-sq-town,2025-01,deaths,1\n")
     _, problems = read_folder(folder)
     found = {(p.file, p.row, p.reason.split(":")[0] if p.file == "units.geojson" else p.reason) for p in problems}
     reasons = " | ".join(p.reason for p in problems)
@@ -57,7 +60,8 @@ def test_every_problem_is_reported_with_file_row_and_reason(tmp_path: Path) -> N
                      "broken polygon", "unknown properties: colour", "is already feature 10",
                      "unit hb-sq-town is a squadron, not a station", "username must be", "role must be one of",
                      "admin accounts have no unit", "a squadron account needs its unit", "unknown station hb-ps-gone",
-                     "security_cases_per_10k must be a number"):
+                     "security_cases_per_10k must be a number", "month must be YYYY-MM", "unknown measure happiness",
+                     "value must be a number", "unknown station hb-sq-town"):
         assert expected in reasons, (expected, reasons)
     assert ("accounts.csv", 2, "unit hb-sq-town is a squadron, not a station") in found
     assert all(p.row is not None for p in problems)

@@ -153,6 +153,7 @@ def test_onboarding_resumes_through_429_and_503_and_a_second_run_changes_nothing
     assert waits.count(1.0) >= 3  # Retry-After honoured
     assert summary["units"]["created"] == [] and summary["units"]["unchanged"] == 10
     assert len(summary["accounts"]["created"]) == 11 - 3 and summary["accounts"]["unchanged"] == 3
+    assert len(summary["history"]["created"]) == 24
     assert summary["classification"]["sizes"] == {"basic": 2, "deep": 2, "full": 2}
     assert set(summary["modes"]) == STATIONS and set(summary["modes"].values()) == {"basic", "deep", "full"}
 
@@ -164,10 +165,12 @@ def test_onboarding_resumes_through_429_and_503_and_a_second_run_changes_nothing
     assert len(_get(system, "/api/v1/accounts", admin, limit=500)["items"]) == 12
     assert len(_get(system, "/api/v1/villages", admin, limit=500)["items"]) == 3
     assert len(_get(system, "/api/v1/classification/runs", admin, limit=500)["items"]) == 1
+    assert len(_get(system, "/api/v1/assessment/history", admin, limit=500)["items"]) == 24
 
     again = _run(system, folder)
     assert not again["changed"], again
     assert again["units"]["unchanged"] == 10 and again["accounts"]["unchanged"] == 11
+    assert again["history"]["unchanged"] == 24 and again["features"]["unchanged"] == 6
     assert _passwords(folder / "passwords.csv") == passwords
 
     # changed data: attributes are updated and reported, passwords untouched
@@ -176,9 +179,12 @@ def test_onboarding_resumes_through_429_and_503_and_a_second_run_changes_nothing
     (folder / "units.geojson").write_text(json.dumps(units))
     rows = (folder / "accounts.csv").read_text().replace("hb.command,command,", "hb.command,admin,")
     (folder / "accounts.csv").write_text(rows)
+    history = (folder / "history.csv").read_text()
+    (folder / "history.csv").write_text(history.replace("pine,2025-01,accidents,6", "pine,2025-01,accidents,16"))
     changed = _run(system, folder)
     assert changed["units"]["updated"] == {"hb-ps-pine": ["population: 52000 → 60000"]}
     assert changed["accounts"]["updated"] == {"hb.command": ["role: command → admin"]}
+    assert changed["history"]["updated"] == {"hb-ps-pine 2025-01 incident.accident": ["6.0 → 16.0"]}
     assert changed["classification"] is None  # the features did not change
     assert _passwords(folder / "passwords.csv") == passwords
     assert _get(system, "/api/v1/accounts/hb.command", admin)["role"] == "admin"

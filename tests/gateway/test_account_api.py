@@ -42,8 +42,8 @@ async def _token(gw, username: str, password: str, grant: str = "password") -> d
     return {"authorization": "Bearer " + r.json()["access_token"]} if r.status_code == 200 else None
 
 
-async def test_admins_manage_accounts_through_the_api(tmp_path: object, dispatch: str) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/gw.db"
+async def test_admins_manage_accounts_through_the_api(database_url: str, dispatch: str) -> None:
+    url = database_url
     await asyncio.to_thread(_cli, url, "add-user", "root", "--role", "admin", "--password", "root-pass-1")
     app = create_app(_settings(url, dispatch_url=dispatch, audit_flush_s=0.01))
     async with serving(app) as gw:
