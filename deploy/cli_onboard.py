@@ -35,6 +35,8 @@ def onboard(
         write_template(folder)
         console.print(f"example district written to {folder}: edit it, then `jiaozhi onboard {folder}`")
         return
+    import httpx
+
     from deploy.onboard import ApiError, Refused
     from deploy.onboard import onboard as run
     from importers.client import GaveUp
@@ -45,7 +47,7 @@ def onboard(
     except Refused as refused:
         print_problems(refused.problems)
         raise typer.Exit(EXIT_REFUSED) from refused
-    except (ApiError, GaveUp) as exc:
+    except (ApiError, GaveUp, httpx.HTTPError) as exc:
         console.print(f"[red]stopped:[/red] {exc}\nwhat was done is kept; run the same command again to go on")
         raise typer.Exit(1) from exc
     print_summary(summary)
