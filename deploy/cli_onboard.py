@@ -66,11 +66,12 @@ def print_summary(summary: dict[str, Any]) -> None:
     table = Table(title="onboarding" + ("" if summary["changed"] else ": nothing to change"))
     for column in ("", "created", "updated", "unchanged"):
         table.add_column(column)
-    for step in ("units", "villages", "accounts", "features", "history"):
+    steps = [k for k in summary if isinstance(summary[k], dict) and "unchanged" in summary[k]]
+    for step in steps:
         s = summary[step]
         table.add_row(step, str(len(s["created"])), str(len(s["updated"])), str(s["unchanged"]))
     console.print(table)
-    for step in ("units", "villages", "accounts", "features", "history"):
+    for step in steps:
         for key, changes in summary[step]["updated"].items():
             console.print(f"  {step} {key}: {'; '.join(changes)}")
     if summary["accounts"]["created"]:
@@ -115,6 +116,10 @@ system (`jiaozhi up --no-demo`) with an admin account. See docs/ONBOARDING.md ("
 - `history.csv` (optional): `station_id,month,measure,value` — a year of monthly figures from before
   the system (measures such as `accidents`, `deaths`, `injuries`, `education`), so the year-on-year
   indicators have a base from the first month.
+- `road-sections.geojson`, `hazards.csv`, `enterprises.csv` (optional): the registries tracing reads
+  (road sections as LineStrings; hazard points `id,kind,description,lat,lon,status,road_section_id,
+  found_at,remediated_at`; operators `id,name,inspection_rate,scrapping_rate,violation_clearing_rate,
+  fleet` with plates separated by `;`).
 
 New accounts' passwords are written to `passwords.csv` here (mode 0600), once; a re-run never
 changes a password (`POST /api/v1/accounts/{username}/password` resets one).
@@ -149,6 +154,16 @@ def write_template(folder: Path) -> None:
                                          indent=1) + "\n",
              "accounts.csv": "\n".join(accounts) + "\n", "features.csv": "\n".join(features) + "\n",
              "history.csv": "\n".join(history) + "\n",
+             "road-sections.geojson": json.dumps({"type": "FeatureCollection", "features": [{
+                 "type": "Feature",
+                 "geometry": {"type": "LineString", "coordinates": [[120.21, 30.12], [120.29, 30.18]]},
+                 "properties": {"id": "rd-valley", "name": "山谷路 (Valley road)", "lit": False, "speed_limit": 40}}]},
+                 ensure_ascii=False, indent=1) + "\n",
+             "hazards.csv": "id,kind,description,lat,lon,status,road_section_id,found_at,remediated_at\n"
+                            "hz-valley-bend,sharp_bend,急弯无警示 (unsigned bend),30.15,120.25,open,rd-valley,"
+                            "2026-10-03T09:00:00+08:00,\n",
+             "enterprises.csv": "id,name,inspection_rate,scrapping_rate,violation_clearing_rate,fleet\n"
+                                "ent-harbour-bus,港口客运 (Harbour buses),0.9,0.85,0.7,浙A10001;浙A10002\n",
              "README.md": TEMPLATE_README}
     for name, text in files.items():
         path = folder / name

@@ -30,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from shapely.geometry import shape
 
 from deploy.onboard_read import FEATURES, District, Problem, read_folder
+from deploy.onboard_registries import changes as registry_changes
 from importers.client import login, send
 
 BATCH = 200
@@ -182,29 +183,39 @@ class Onboarding:
         return step
 
     def villages(self) -> Step:
+        def village_changes(wanted: dict, old: dict | None) -> list[str] | None:
+            return None if old is None else [f"{k}: {old.get(k)} → {v}" for k, v in wanted.items()
+                                             if k != "id" and old.get(k) != v]
+        records = [{k: v for k, v in x.items() if v is not None} for x in self.district.villages]
+        return self.records("villages", records, village_changes)
+
+    def registries(self) -> dict[str, Step]:
+        return {name: self.records(name, records, registry_changes)
+                for name, records in self.district.registries.items()}
+
+    def records(self, registry: str, records: list[dict], compare: Callable[[dict, dict | None], list[str] | None],
+                ) -> Step:
+        """Registry records sent to `:batch` where new or different from what the registry holds."""
         step, todo = Step(), []
-        if not self.district.villages:
+        if not records:
             return step
-        held = {v["id"]: v for v in self.api.every("/api/v1/villages")}
-        for village in self.district.villages:
-            old = held.get(village["id"])
-            changes = None if old is None else [f"{k}: {old.get(k)} → {v}" for k, v in village.items()
-                                                 if k != "id" and old.get(k) != v]
-            if changes is None:
-                step.created.append(village["id"])
-            elif changes:
-                step.updated[village["id"]] = changes
+        held = {r["id"]: r for r in self.api.every(f"/api/v1/{registry}")}
+        for record in records:
+            found = compare(record, held.get(record["id"]))
+            if found is None:
+                step.created.append(record["id"])
+            elif found:
+                step.updated[record["id"]] = found
             else:
                 step.unchanged += 1
                 continue
-            todo.append(village)
-        bar = self.progress.add_task("villages", total=len(todo) or 1)
+            todo.append(record)
+        bar = self.progress.add_task(registry, total=len(todo) or 1)
         for start in range(0, len(todo), BATCH):
             chunk = todo[start:start + BATCH]
-            body = self.api.call("POST", "/api/v1/villages:batch",
-                                 json=[{k: v for k, v in x.items() if v is not None} for x in chunk]).json()
+            body = self.api.call("POST", f"/api/v1/{registry}:batch", json=chunk).json()
             if refused := [r for r in body["results"] if r["status"] not in (200, 201)]:
-                raise ApiError(f"villages refused: {refused[:3]}")
+                raise ApiError(f"{registry} refused: {refused[:3]}")
             self.progress.advance(bar, len(chunk))
         self.progress.update(bar, completed=len(todo) or 1)
         return step
@@ -336,6 +347,7 @@ def onboard(folder: Path, gateway: str, username: str, password: str, *, console
             run = Onboarding(api, district, passwords, progress, wait_s)
             units = run.units(held)
             villages = run.villages()
+            registries = run.registries()
             accounts = run.accounts()
             features = run.features()
             history = run.history()
@@ -343,7 +355,8 @@ def onboard(folder: Path, gateway: str, username: str, password: str, *, console
             classification = run.classify(features, new_stations)
             modes = run.modes()
     summary: dict[str, Any] = {"units": units.as_dict(), "villages": villages.as_dict(), "accounts": accounts.as_dict(),
-                               "features": features.as_dict(), "history": history.as_dict()}
+                               "features": features.as_dict(), "history": history.as_dict(),
+                               **{name: step.as_dict() for name, step in registries.items()}}
     summary["changed"] = bool(classification) or any(s["created"] or s["updated"] for s in summary.values())
     summary |= {"classification": classification, "modes": modes, "passwords_file": str(passwords.path)}
     return summary

@@ -12,6 +12,7 @@ The folder (docs/ONBOARDING.md; `jiaozhi onboard --template DIR` writes an examp
 - `features.csv` (optional): `station_id,period,<feature>…`, as `POST /api/v1/classification/features` takes it.
 - `history.csv` (optional): `station_id,month,measure,value` — monthly figures from before the system (a year of
   them gives the year-on-year indicators a base), as `PUT /api/v1/assessment/history` takes them.
+- `road-sections.geojson`, `hazards.csv`, `enterprises.csv` (optional): registries (deploy/onboard_registries.py).
 
 Every problem is collected as (file, row, reason) — the row is the CSV line or the feature's number — so one
 run reports them all.
@@ -28,6 +29,8 @@ from typing import Any
 
 from shapely.geometry import shape
 from shapely.validation import explain_validity
+
+from deploy.onboard_registries import read_registries
 
 UNITS_FILE, ACCOUNTS_FILE, FEATURES_FILE, HISTORY_FILE = "units.geojson", "accounts.csv", "features.csv", "history.csv"
 UNIT_KINDS = ("station", "squadron", "case_squadron", "order_squadron", "foundation_squadron", "brigade")
@@ -63,6 +66,7 @@ class District:
     accounts: list[dict[str, str | None]] = field(default_factory=list)  # username, kind, role, unit_id
     features: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (station, period) → values
     history: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (station, month, measure) → value
+    registries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # road-sections, hazards, enterprises
 
     @property
     def stations(self) -> list[str]:
@@ -87,6 +91,7 @@ def read_folder(folder: Path, known_units: dict[str, str] | None = None) -> tupl
         district.features = _features(folder / FEATURES_FILE, known, problems)
     if (folder / HISTORY_FILE).is_file():
         district.history = _history(folder / HISTORY_FILE, known, problems)
+    district.registries = read_registries(folder, problems, _rows, Problem)
     return district, problems
 
 

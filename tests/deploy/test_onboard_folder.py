@@ -27,6 +27,8 @@ def test_the_template_is_a_valid_district_with_three_modes(tmp_path: Path) -> No
     assert problems == []
     assert district.stations == ["ps-north", "ps-harbour", "ps-valley"]
     assert len(district.history) == 3 * 12 * 2
+    assert {name: len(records) for name, records in district.registries.items()} == {
+        "road-sections": 1, "hazards": 1, "enterprises": 1}
     assert {a["role"] for a in district.accounts} == {"command", "squadron", "station", "platform"}
     ids = sorted(s for s, _ in district.features)
     assert set(classify(ids, [district.features[(i, "2026")] for i in ids]).sizes) == {"basic", "deep", "full"}
@@ -53,6 +55,8 @@ def test_every_problem_is_reported_with_file_row_and_reason(tmp_path: Path) -> N
                                                                                       "hb-ps-gone,2026,x"))
     (folder / "history.csv").write_text("station_id,month,measure,value\nhb-ps-east,2025-13,accidents,1\n"
                                         "hb-ps-east,2025-01,happiness,-1\nhb-sq-town,2025-01,deaths,1\n")
+    (folder / "hazards.csv").write_text("id,kind,lat,lon,status\nhz-1,bend,29.0,x,open\nhz-2,bend,29.0,121.0,gone\n")
+    (folder / "enterprises.csv").write_text("id,inspection_rate\nent-1,1.5\n")
     _, problems = read_folder(folder)
     found = {(p.file, p.row, p.reason.split(":")[0] if p.file == "units.geojson" else p.reason) for p in problems}
     reasons = " | ".join(p.reason for p in problems)
@@ -61,7 +65,8 @@ def test_every_problem_is_reported_with_file_row_and_reason(tmp_path: Path) -> N
                      "unit hb-sq-town is a squadron, not a station", "username must be", "role must be one of",
                      "admin accounts have no unit", "a squadron account needs its unit", "unknown station hb-ps-gone",
                      "security_cases_per_10k must be a number", "month must be YYYY-MM", "unknown measure happiness",
-                     "value must be a number", "unknown station hb-sq-town"):
+                     "value must be a number", "unknown station hb-sq-town", "lat and lon must be numbers",
+                     "status: Input should be 'open' or 'remediated'", "inspection_rate: Input should be less"):
         assert expected in reasons, (expected, reasons)
     assert ("accounts.csv", 2, "unit hb-sq-town is a squadron, not a station") in found
     assert all(p.row is not None for p in problems)

@@ -142,8 +142,8 @@ def test_onboarding_resumes_through_429_and_503_and_a_second_run_changes_nothing
                                                                                  tmp_path: Path) -> None:
     folder = tmp_path / "district"
     shutil.copytree(DATA / "onboard", folder)
-    with pytest.raises(Interrupted):  # units and villages in, then three accounts, then the run stops
-        _run(system, folder, transport=Flaky(stop_after=5))
+    with pytest.raises(Interrupted):  # units, villages and the 3 registries in, then 3 accounts, then it stops
+        _run(system, folder, transport=Flaky(stop_after=8))
     first = _passwords(folder / "passwords.csv")
     assert len(first) == 4  # written before each account was created: the fourth never got there
 
@@ -154,6 +154,7 @@ def test_onboarding_resumes_through_429_and_503_and_a_second_run_changes_nothing
     assert summary["units"]["created"] == [] and summary["units"]["unchanged"] == 10
     assert len(summary["accounts"]["created"]) == 11 - 3 and summary["accounts"]["unchanged"] == 3
     assert len(summary["history"]["created"]) == 24
+    assert [summary[r]["unchanged"] for r in ("road-sections", "hazards", "enterprises")] == [2, 2, 1]  # sent before
     assert summary["classification"]["sizes"] == {"basic": 2, "deep": 2, "full": 2}
     assert set(summary["modes"]) == STATIONS and set(summary["modes"].values()) == {"basic", "deep", "full"}
 
@@ -166,11 +167,13 @@ def test_onboarding_resumes_through_429_and_503_and_a_second_run_changes_nothing
     assert len(_get(system, "/api/v1/villages", admin, limit=500)["items"]) == 3
     assert len(_get(system, "/api/v1/classification/runs", admin, limit=500)["items"]) == 1
     assert len(_get(system, "/api/v1/assessment/history", admin, limit=500)["items"]) == 24
+    assert len(_get(system, "/api/v1/hazards", admin, limit=500)["items"]) == 2
 
     again = _run(system, folder)
     assert not again["changed"], again
     assert again["units"]["unchanged"] == 10 and again["accounts"]["unchanged"] == 11
     assert again["history"]["unchanged"] == 24 and again["features"]["unchanged"] == 6
+    assert [again[r]["unchanged"] for r in ("villages", "road-sections", "hazards", "enterprises")] == [3, 2, 2, 1]
     assert _passwords(folder / "passwords.csv") == passwords
 
     # changed data: attributes are updated and reported, passwords untouched
@@ -181,10 +184,16 @@ def test_onboarding_resumes_through_429_and_503_and_a_second_run_changes_nothing
     (folder / "accounts.csv").write_text(rows)
     history = (folder / "history.csv").read_text()
     (folder / "history.csv").write_text(history.replace("pine,2025-01,accidents,6", "pine,2025-01,accidents,16"))
+    hazards = (folder / "hazards.csv").read_text()
+    (folder / "hazards.csv").write_text(hazards.replace("hb-rd-pass,2026-10-03T09:00:00+08:00,", "hb-rd-pass,"
+                                                        "2026-10-03T09:00:00+08:00,2026-11-20T12:00:00+08:00")
+                                        .replace("急弯无警示,29.08,121.25,open", "急弯无警示,29.08,121.25,remediated"))
     changed = _run(system, folder)
     assert changed["units"]["updated"] == {"hb-ps-pine": ["population: 52000 → 60000"]}
     assert changed["accounts"]["updated"] == {"hb.command": ["role: command → admin"]}
     assert changed["history"]["updated"] == {"hb-ps-pine 2025-01 incident.accident": ["6.0 → 16.0"]}
+    assert changed["hazards"]["updated"] == {"hb-hz-1": ["status: open → remediated",
+                                                         "remediated_at: None → 2026-11-20T12:00:00+08:00"]}
     assert changed["classification"] is None  # the features did not change
     assert _passwords(folder / "passwords.csv") == passwords
     assert _get(system, "/api/v1/accounts/hb.command", admin)["role"] == "admin"
