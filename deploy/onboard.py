@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from shapely.geometry import shape
 
-from deploy.onboard_read import FEATURES, District, Problem, read_folder
+from deploy.onboard_read import ACCOUNTS_FILE, FEATURES, District, Problem, read_folder
 from deploy.onboard_registries import changes as registry_changes
 from importers.client import login, send
 
@@ -230,8 +230,6 @@ class Onboarding:
                 password = self.passwords.password_for(account)
                 self.api.call("POST", "/api/v1/accounts", ok=(201, 409), json={**account, "password": password})
                 step.created.append(account["username"])  # 409: made by the run that was interrupted
-            elif old["kind"] != account["kind"]:
-                raise ApiError(f"account {account['username']} exists as a {old['kind']}, not a {account['kind']}")
             elif changes := [f"{k}: {old[k]} → {account[k]}" for k in ("role", "unit_id") if old[k] != account[k]]:
                 self.api.call("PATCH", f"/api/v1/accounts/{account['username']}",
                               json={"role": account["role"], "unit_id": account["unit_id"]})
@@ -339,6 +337,11 @@ def onboard(folder: Path, gateway: str, username: str, password: str, *, console
         api = Api(client, sleep)
         held = held_units(api)
         district, problems = read_folder(folder, {i: u["kind"] for i, u in held.items() if "kind" in u})
+        accounts_held = {a["username"]: a["kind"] for a in api.every("/api/v1/accounts")}
+        kinds = {"client": "platform client", "user": "officer"}
+        problems += [Problem(ACCOUNTS_FILE, district.account_lines.get(a["username"]),
+                             f"{a['username']} exists as a {kinds[accounts_held[a['username']]]}: pick another name")
+                     for a in district.accounts if accounts_held.get(a["username"], a["kind"]) != a["kind"]]
         if problems:
             raise Refused(problems)
         passwords = PasswordFile(passwords_file or folder / "passwords.csv")

@@ -67,6 +67,7 @@ class District:
     features: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (station, period) → values
     history: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (station, month, measure) → value
     registries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # road-sections, hazards, enterprises
+    account_lines: dict[str, int] = field(default_factory=dict)  # username → its line in accounts.csv
 
     @property
     def stations(self) -> list[str]:
@@ -84,7 +85,7 @@ def read_folder(folder: Path, known_units: dict[str, str] | None = None) -> tupl
         district.units, district.villages = _units(folder / UNITS_FILE, known, problems)
         known |= _named(folder / UNITS_FILE)  # a unit with a problem of its own is not "unknown" elsewhere too
     if (folder / ACCOUNTS_FILE).is_file():
-        district.accounts = _accounts(folder / ACCOUNTS_FILE, known, problems)
+        district.accounts = _accounts(folder / ACCOUNTS_FILE, known, problems, district.account_lines)
     else:
         problems.append(Problem(ACCOUNTS_FILE, None, "missing: at least the station accounts are needed"))
     if (folder / FEATURES_FILE).is_file():
@@ -291,8 +292,9 @@ def _rows(path: Path, required: tuple[str, ...], problems: list[Problem]) -> lis
             if any((v or "").strip() for v in row.values() if isinstance(v, str))]
 
 
-def _accounts(path: Path, units: dict[str, str], problems: list[Problem]) -> list[dict[str, str | None]]:
-    accounts, lines = [], {}
+def _accounts(path: Path, units: dict[str, str], problems: list[Problem],
+              lines: dict[str, int]) -> list[dict[str, str | None]]:
+    accounts = []
     for line, row in _rows(path, ("username", "role", "unit"), problems):
         username, role, unit = row["username"], row["role"], row["unit"] or None
         reasons = []
