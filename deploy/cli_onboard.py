@@ -16,7 +16,8 @@ EXIT_REFUSED = 2
 
 
 def onboard(
-    folder: Annotated[Path, typer.Argument(help="the district's folder (units.geojson, accounts.csv, features.csv)")],
+    folder: Annotated[Path, typer.Argument(help="the district's folder: units.geojson, accounts.csv, optional "
+                                                "features.csv, history.csv and registries (docs/ONBOARDING.md)")],
     template: Annotated[bool, typer.Option("--template", help="write a small documented example into FOLDER "
                                                               "instead")] = False,
     gateway: Annotated[str, typer.Option(envvar="JIAOZHI_URL", help="gateway base URL")] = "http://127.0.0.1:8000",
@@ -26,7 +27,7 @@ def onboard(
     passwords: Annotated[Path | None, typer.Option(help="where new accounts' passwords go (mode 0600); default "
                                                         "FOLDER/passwords.csv")] = None,
 ) -> None:
-    """Onboard your own district through the public API: units, villages, accounts, features, first run.
+    """Onboard your own district through the public API: units, registries, accounts, features, history, first run.
 
     Everything is checked first; any problem → all of them listed (file, row, reason), nothing changed
     (exit code 2). Safe to run again: only what is new or different is sent, passwords are never replaced.
