@@ -288,8 +288,12 @@ def _rows(path: Path, required: tuple[str, ...], problems: list[Problem]) -> lis
     if missing := [c for c in required if c not in columns]:
         problems.append(Problem(path.name, 1, f"missing column(s): {', '.join(missing)}"))
         return []
-    return [(reader.line_num, {(k or "").strip(): (v or "").strip() for k, v in row.items()}) for row in reader
-            if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+    rows = []
+    for row in reader:  # cells beyond the header (key None) are dropped; a missing cell reads as empty
+        cells = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None and not isinstance(v, list)}
+        if any(cells.values()):
+            rows.append((reader.line_num, cells))
+    return rows
 
 
 def _accounts(path: Path, units: dict[str, str], problems: list[Problem],

@@ -56,7 +56,7 @@ def test_every_problem_is_reported_with_file_row_and_reason(tmp_path: Path) -> N
     (folder / "history.csv").write_text("station_id,month,measure,value\nhb-ps-east,2025-13,accidents,1\n"
                                         "hb-ps-east,2025-01,happiness,-1\nhb-sq-town,2025-01,deaths,1\n")
     (folder / "hazards.csv").write_text("id,kind,lat,lon,status\nhz-1,bend,29.0,x,open\nhz-2,bend,29.0,121.0,gone\n")
-    (folder / "enterprises.csv").write_text("id,inspection_rate\nent-1,1.5\n")
+    (folder / "enterprises.csv").write_text("id,inspection_rate\nent-1,1.5,extra,cells\n")
     _, problems = read_folder(folder)
     found = {(p.file, p.row, p.reason.split(":")[0] if p.file == "units.geojson" else p.reason) for p in problems}
     reasons = " | ".join(p.reason for p in problems)
