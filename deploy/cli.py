@@ -1,4 +1,4 @@
-"""The `jiaozhi` command: run the system, migrate databases, load the demo district."""
+"""The `jiaozhi` command: run the system, migrate databases, load the demo district or onboard your own."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from deploy import cli_backup
+from deploy import cli_backup, cli_onboard
 from deploy.cli_accounts import accounts
 from deploy.components import COMPONENTS, SERVICES, app_factory, migrations_dir, service_settings
 from deploy.launcher import run_system
@@ -21,6 +21,7 @@ cli = typer.Typer(help="jiaozhi: traffic–security integrated policing platform
 cli.add_typer(accounts, name="accounts")
 cli.command()(cli_backup.backup)  # backup and restore (issue 18)
 cli.command()(cli_backup.restore)
+cli.command()(cli_onboard.onboard)  # a district of one's own (issue 22)
 console = Console(stderr=True)
 
 
