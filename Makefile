@@ -38,7 +38,7 @@ up: $(STAMP)  ## start the whole system with the demo district (gateway on http:
 TEST_WORKERS ?= 3
 
 test: $(STAMP) $(CHECKOV_STAMP) $(OAPC_STAMP)  ## the whole test suite (PostgreSQL tests run when it is reachable, and always in CI)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 bench: $(STAMP)  ## benchmarks; results in bench/results/latest.json
 	OMP_NUM_THREADS=1 $(PY) -m bench.run

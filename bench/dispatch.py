@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from bench.load import summary_ms
+from bench.load import just_now, summary_ms
 from bench.support import auth, pg_database, serving
 from deploy.components import ROOT
 from deploy.natsd import free_port, start_nats
@@ -101,7 +101,7 @@ async def _intake(client: httpx.AsyncClient, platform: dict[str, str], command: 
     run = uuid.uuid4().hex[:8]
 
     def body(i: int) -> dict[str, Any]:
-        return {"external_id": f"bench-{run}-{i}", "occurred_at": "2026-05-01T08:30:00+08:00",
+        return {"external_id": f"bench-{run}-{i}", "occurred_at": just_now(),
                 "location": points[i % len(points)], "severity": {"injuries": 1},
                 "parties": [{"role": "driver", "person": {"id_number": f"3301{i:014d}", "drunk": i % 3 == 0},
                              "vehicle": {"plate": f"ZA{i:05d}", "kind": "car"}}]}

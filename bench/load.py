@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import statistics
 import time
@@ -27,10 +28,16 @@ def summary_ms(values: list[float]) -> dict[str, float | None]:
             "mean_ms": statistics.fmean(ms) if ms else None}
 
 
+def just_now() -> str:
+    """When a benchmark's incident happened: minutes ago, never a fixed date (a fixed one ages past the 30-day
+    back-fill horizon and tracing then issues no order: the benchmark would measure nothing)."""
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat()
+
+
 def incident(i: int, run: str) -> dict:
     """A drunk-driving accident somewhere in the demo district (always fires P01)."""
     return {
-        "external_id": f"bench-{run}-{i}", "occurred_at": "2026-05-01T08:30:00+08:00",
+        "external_id": f"bench-{run}-{i}", "occurred_at": just_now(),
         "location": {"lat": 30.06 + (i % 19) * 0.01, "lon": 120.21 + (i % 29) * 0.01},
         "severity": {"deaths": 0, "injuries": 1},
         "parties": [{"role": "driver", "person": {"id_number": f"33010919900101{i:04d}", "drunk": True}}],

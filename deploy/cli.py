@@ -1,4 +1,4 @@
-"""The `jiaozhi` command: run the system, migrate databases, load the demo district."""
+"""The `jiaozhi` command: run the system, migrate databases, load the demo district or onboard your own."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from deploy import cli_backup
+from deploy import cli_backup, cli_onboard
 from deploy.cli_accounts import accounts
 from deploy.components import COMPONENTS, SERVICES, app_factory, migrations_dir, service_settings
 from deploy.launcher import run_system
@@ -21,6 +21,7 @@ cli = typer.Typer(help="jiaozhi: traffic–security integrated policing platform
 cli.add_typer(accounts, name="accounts")
 cli.command()(cli_backup.backup)  # backup and restore (issue 18)
 cli.command()(cli_backup.restore)
+cli.command()(cli_onboard.onboard)  # a district of one's own (issue 22)
 console = Console(stderr=True)
 
 
@@ -34,6 +35,10 @@ def up(
     base_port: Annotated[
         int, typer.Option(envvar="JIAOZHI_BASE_PORT", help="gateway port; services take the next four")
     ] = 8000,
+    tracing: Annotated[bool, typer.Option(
+        envvar="JIAOZHI_TRACING", help="OpenTelemetry spans, so each log line carries its trace_id")] = True,
+    access_log: Annotated[bool, typer.Option(
+        envvar="JIAOZHI_ACCESS_LOG", help="one JSON log line per HTTP request in every component")] = True,
 ) -> None:
     """Start the whole system (default) or one component (what a Kubernetes pod runs).
 
@@ -42,7 +47,9 @@ def up(
     if target != "all":
         _run_one(target)
         return
-    code = run_system(System.on_ports(data_dir, base_port, nats_port), demo=demo, console=console)
+    # an operator follows one incident through the logs by its trace_id (docs/OBSERVABILITY.md): on by default here
+    observe = {"JIAOZHI_TRACING": str(tracing).lower(), "JIAOZHI_ACCESS_LOG": str(access_log).lower()}
+    code = run_system(System.on_ports(data_dir, base_port, nats_port, env=observe), demo=demo, console=console)
     # Everything is stopped: skip the interpreter's teardown (measured 1–2.5 s after a demo load, freeing
     # the district and the numeric libraries), so Ctrl-C is answered at once.
     sys.stdout.flush()

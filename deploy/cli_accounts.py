@@ -1,4 +1,6 @@
-"""`jiaozhi accounts …`: create officers and platform clients in the gateway's database, list, disable them."""
+"""`jiaozhi accounts …`: create officers and platform clients in the gateway's database, list, disable them, reset
+a password — for the first admin, before anyone can log in. Afterwards the same is done over the API
+(`/api/v1/accounts`, gateway/account_api.py); both go through `gateway.accounts.AccountStore`."""
 from __future__ import annotations
 
 import asyncio
@@ -87,6 +89,21 @@ def disable(username: str, enable: Annotated[bool, typer.Option(help="re-enable 
     """Stop an account logging in or refreshing (issued access tokens run out within their TTL)."""
     _with_store(lambda store: store.set_disabled(username, not enable))
     console.print(f"{username} {'enabled' if enable else 'disabled'}")
+
+
+@accounts.command("reset-password")
+def reset_password(
+    username: str,
+    password: Annotated[str | None, typer.Option(help="omit to generate one (printed once on stdout)")] = None,
+) -> None:
+    """Give an account a new password or client secret (the old one stops working at once)."""
+    from gateway.accounts import new_password
+
+    value = password or new_password()
+    _with_store(lambda store: store.reset_secret(username, value))
+    console.print(f"{username}: new secret saved")
+    if password is None:
+        print(value)
 
 
 @accounts.command("list")

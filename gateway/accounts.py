@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Select
 
 from gateway.models import Account
 from shared.auth import Identity
@@ -42,6 +43,11 @@ def verify_secret(secret_hash: str, secret: str) -> bool:
 def new_client_secret() -> str:
     """A random client secret, shown once when the client is created."""
     return secrets.token_urlsafe(32)
+
+
+def new_password() -> str:
+    """A random officer password (16 characters, URL-safe), shown once when it is set."""
+    return secrets.token_urlsafe(12)
 
 
 class AccountStore:
@@ -90,6 +96,35 @@ class AccountStore:
                 raise NotFound(f"no account {username}")
             account.disabled, account.updated_at = disabled, utcnow()
 
+    async def update(self, username: str, *, role: str | None = None, unit_id: str | None = None,
+                     disabled: bool | None = None) -> Account:
+        """Change an account's role and unit (checked as on creation) or disable/enable it; never its secret."""
+        async with self.sessions() as session, session.begin():
+            account = await session.get(Account, username)
+            if account is None:
+                raise NotFound(f"no account {username}")
+            if role is not None or unit_id is not None:
+                new_role = role or account.role
+                new_unit = unit_id if unit_id is not None else account.unit_id
+                identity = _checked_identity(username, account.kind, new_role, new_unit)  # type: ignore[arg-type]
+                account.role, account.unit_id = identity.role, identity.unit_id
+            if disabled is not None:
+                account.disabled = disabled
+            account.updated_at = utcnow()
+        return account
+
+    async def reset_secret(self, username: str, secret: str) -> Account:
+        """Give an account a new password or client secret (the old one stops working at once)."""
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise Invalid(f"secrets must be at least {MIN_SECRET_LENGTH} characters")
+        secret_hash = await asyncio.to_thread(hash_secret, secret)
+        async with self.sessions() as session, session.begin():
+            account = await session.get(Account, username)
+            if account is None:
+                raise NotFound(f"no account {username}")
+            account.secret_hash, account.updated_at = secret_hash, utcnow()
+        return account
+
     async def get(self, username: str) -> Account | None:
         """An account by name."""
         async with self.sessions() as session:
@@ -99,6 +134,15 @@ class AccountStore:
         """Every account, by name."""
         async with self.sessions() as session:
             return list((await session.execute(select(Account).order_by(Account.username))).scalars())
+
+    @staticmethod
+    def query(*, kind: str | None = None, role: str | None = None, unit_id: str | None = None) -> Select:
+        """Accounts matching the filters (for a paged list)."""
+        query = select(Account)
+        for column, value in ((Account.kind, kind), (Account.role, role), (Account.unit_id, unit_id)):
+            if value is not None:
+                query = query.where(column == value)
+        return query
 
     async def authenticate(self, username: str, secret: str, *, kind: AccountKind | None = None) -> Account | None:
         """The active account (of this kind, if given) whose secret matches, else None."""

@@ -3,8 +3,8 @@
 `create_app` assembles it. Forwarded paths go straight to `proxy.Proxy` (pure ASGI, the hot path);
 the gateway's own routes are FastAPI routers, one file a concept: `grants` (token, me), `audit`
 (the audit list), `openapi` (the merged document), `asyncapi` (the events' document), `health` (healthz,
-readyz, metrics), `admin` (dead letters) and `console` (the web console at `/` and the API docs page at `/docs`,
-static files from the package).
+readyz, metrics), `admin` (dead letters), `account_api` (accounts) and `console` (the web console at `/`
+and the API docs page at `/docs`, static files from the package).
 What they share is a `state.GatewayState` on `app.state.gateway`, opened and closed by `lifespan`.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from gateway import admin, asyncapi, audit, console, grants, health, labels, openapi
+from gateway import account_api, admin, asyncapi, audit, console, grants, health, labels, openapi
 from gateway.config import SERVICES, GatewaySettings
 from gateway.lifespan import MIGRATIONS, lifespan
 from gateway.limits import RateLimiter
@@ -82,7 +82,7 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     app.proxy = Proxy(core)
     app.fast_path = RequestContextMiddleware(app.proxy, metrics=gw.metrics)
     for router in (health.router, openapi.router, asyncapi.router, grants.router, audit.router, labels.router,
-                   admin.router,
+                   admin.router, account_api.router,
                    unrouted_router):
         app.include_router(router)  # in this order: the catch-all last
     console.install(app)

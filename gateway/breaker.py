@@ -1,13 +1,15 @@
 """A circuit breaker per upstream: a service that is down or frozen gets a quick 503, not a 10 s wait per request.
 
-Open when the service's `/healthz` does not answer within `probe_timeout_s` (probed every
-`probe_interval_s` by each gateway process), or after `breaker_failures` calls in a row failed to
-connect or timed out. While open, requests routed to it are answered at once with a 503 problem and
+Open when the service refuses the `/healthz` probe (probed every `probe_interval_s` by each gateway
+process); or when the probe gets no answer within `probe_timeout_s` and no other call to the service
+was answered meanwhile (a busy service that still answers is slow, not down: one slow probe on a
+loaded machine must not darken it); or after `breaker_failures` calls in a row failed to connect or
+timed out. While open, requests routed to it are answered at once with a 503 problem and
 `Retry-After`, and the requests already waiting on it when it opened are cut short with the same 503
 (so a frozen service's callers wait at most about one probe interval and timeout, ~1 s, never the
 10 s request timeout); every other route keeps working. It closes at the first probe that answers.
-The price: a service whose event loop stalls longer than the probe timeout counts as down until its
-next answer.
+The price: a service whose event loop stalls longer than the probe timeout, with no call answered
+meanwhile, counts as down until its next answer.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class Breaker:
     failures: int = 0
     opened_at: float | None = None
     cause: str = ""
+    last_answer: float = 0.0  # time.monotonic() of its last answer, to a probe or a forwarded call
     waiting: set[asyncio.Task] = field(default_factory=set)  # requests in flight to this upstream
     cut: set[asyncio.Task] = field(default_factory=set)  # …of which trip() cancelled
 
@@ -78,6 +81,7 @@ class Breaker:
 
     def succeeded(self) -> None:
         self.failures = 0
+        self.last_answer = time.monotonic()
         if self.opened_at is not None:
             log.info("circuit to %s closed after %.1fs", self.name, time.monotonic() - self.opened_at,
                      extra={"upstream": self.name})
@@ -109,13 +113,20 @@ class Breakers:
         await asyncio.gather(*(self._probe(client, url, breaker) for url, breaker in self.by_url.items()))
 
     async def _probe(self, client: aiohttp.ClientSession, url: str, breaker: Breaker) -> None:
+        sent_at = time.monotonic()
         try:
             async with client.get(url + "/healthz", timeout=aiohttp.ClientTimeout(total=self.probe_timeout_s)) as r:
                 if r.status == 200:
                     breaker.succeeded()
                     return
                 cause = f"/healthz answered {r.status}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError:
+            if breaker.last_answer > sent_at:  # it answered another call while the probe waited: busy, not down
+                log.info("%s's /healthz took over %.1fs but it answers calls", breaker.name, self.probe_timeout_s,
+                         extra={"upstream": breaker.name})
+                return
+            cause = f"/healthz: no answer within {self.probe_timeout_s}s"
+        except aiohttp.ClientError as exc:
             cause = f"/healthz: {type(exc).__name__}"
         breaker.trip(cause)
 

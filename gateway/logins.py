@@ -111,3 +111,11 @@ class RefreshTokens:
             await session.execute(update(REFRESH).where(REFRESH.c.family == family,
                                                         REFRESH.c.revoked_at.is_(None)).values(revoked_at=utcnow()))
         return True
+
+    async def revoke_user(self, username: str) -> int:
+        """Revoke every refresh token of one account (its password was reset); how many were live."""
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(update(REFRESH).where(REFRESH.c.username == username[:64],
+                                                                 REFRESH.c.revoked_at.is_(None))
+                                           .values(revoked_at=utcnow()))
+        return result.rowcount or 0

@@ -21,6 +21,7 @@ METHODS = ("get", "put", "post", "delete", "patch")
 TAGS: dict[str, str] = {
     "auth": "Log in (OAuth2 password, client credentials, refresh) and ask who the token belongs to.",
     "audit": "The gateway's audit log of writes and logins (admin).",
+    "accounts": "Officers and platform clients who may log in: create, list, change, disable, reset (admin).",
     "units": "Stations, squadrons and brigade offices with their areas; the unit tree.",
     "incidents": "Incidents reported by platforms and the command centre: placement in a station's area, "
                  "dispatch to the handling unit, arrival and the 5-minute arrival rate.",

@@ -23,6 +23,9 @@ DEFAULT = OFFICERS
 
 # (methods, path template, roles). `{x}` is one path segment. First match wins.
 RULES: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("GET POST", "/api/v1/accounts", ADMIN),  # the gateway's own (account_api.py checks with this table)
+    ("GET PATCH", "/api/v1/accounts/{username}", ADMIN),
+    ("POST", "/api/v1/accounts/{username}/password", ADMIN),
     ("POST", "/api/v1/units", ADMIN),
     ("POST", "/api/v1/units:import", ADMIN),
     ("PUT PATCH POST DELETE", "/api/v1/routing-table", ADMIN),

@@ -1,9 +1,17 @@
-"""Post mapped records to the gateway in batches, with a progress bar, and account for every record."""
+"""Talk to the gateway as a well-behaved client: retries and batches, with a progress bar, every record counted.
+
+`send` is the one way a request goes out: a `429` waits for its `Retry-After` (capped), a `502/503/504` or a
+broken connection backs off, each a bounded number of times, and a write carries one `Idempotency-Key` over
+all its attempts (the gateway answers a repeat from its record), so a retry never doubles anything. The
+STATS19 and FARS importers (`run.py`) and `jiaozhi onboard` use it.
+"""
 from __future__ import annotations
 
+import email.utils
 import time
+import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +20,54 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 BATCH = 500
+ATTEMPTS = 8  # tries per request before giving up
+RETRY_AFTER_MAX_S = 60.0  # a longer Retry-After is waited for only this long
+RETRIED = frozenset({429, 502, 503, 504})
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class GaveUp(RuntimeError):
+    """The gateway kept answering 429/5xx (or could not be reached) for every attempt."""
+
+
+def retry_after_s(response: httpx.Response, attempt: int) -> float:
+    """How long to wait before trying again: the answer's `Retry-After` (seconds or an HTTP date), capped, else
+    an exponential back-off (0.5 s, 1 s, 2 s … up to 8 s)."""
+    value = response.headers.get("retry-after", "").strip()
+    if value:
+        try:
+            return min(RETRY_AFTER_MAX_S, max(0.0, float(value)))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value) if value else None
+            if when is not None:
+                return min(RETRY_AFTER_MAX_S, max(0.0, when.timestamp() - time.time()))
+    return min(8.0, 0.5 * 2 ** attempt)
+
+
+def send(client: httpx.Client, method: str, path: str, *, attempts: int = ATTEMPTS,
+         sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> httpx.Response:
+    """One request, retried on 429 (after Retry-After), 502/503/504 and connection errors, at most `attempts`
+    times; a write keeps one Idempotency-Key across its attempts (a 409 with Retry-After — the same key still in
+    flight — is waited for too). Any other answer is returned as it is."""
+    if method.upper() in WRITES:
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers.setdefault("idempotency-key", uuid.uuid4().hex)
+        kwargs["headers"] = headers
+    for attempt in range(attempts):
+        try:
+            response = client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            if attempt == attempts - 1:
+                raise GaveUp(f"{method} {path}: {type(exc).__name__} on every one of {attempts} attempts") from exc
+            sleep(min(8.0, 0.5 * 2 ** attempt))
+            continue
+        in_flight = response.status_code == 409 and "retry-after" in response.headers  # our key's first try
+        if response.status_code not in RETRIED and not in_flight:
+            return response
+        if attempt == attempts - 1:
+            raise GaveUp(f"{method} {path}: still {response.status_code} after {attempts} attempts")
+        sleep(retry_after_s(response, attempt))
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -30,10 +86,15 @@ class Tally:
                 "rejected": sum(self.rejected.values()), "rejected_by_reason": dict(self.rejected)}
 
 
-def login(base_url: str, username: str, password: str) -> str:
-    """A bearer token from the gateway (OAuth2 password grant)."""
-    response = httpx.post(f"{base_url}/api/v1/auth/token", timeout=30,
-                          data={"grant_type": "password", "username": username, "password": password})
+def login(base_url: str, username: str, password: str, *, client: httpx.Client | None = None,
+          sleep: Callable[[float], None] = time.sleep) -> str:
+    """A bearer token from the gateway (OAuth2 password grant; a 429 waits for Retry-After)."""
+    data = {"grant_type": "password", "username": username, "password": password}
+    if client is not None:
+        response = send(client, "POST", "/api/v1/auth/token", data=data, sleep=sleep)
+    else:
+        with httpx.Client(base_url=base_url, timeout=30) as own:
+            response = send(own, "POST", "/api/v1/auth/token", data=data, sleep=sleep)
     response.raise_for_status()
     return response.json()["access_token"]
 
@@ -65,20 +126,9 @@ def post_batches(client: httpx.Client, path: str, items: list[tuple[str, dict[st
 
 
 def _post(client: httpx.Client, path: str, bodies: list[dict[str, Any]]) -> dict[str, Any]:
-    for attempt in range(5):
-        try:
-            response = client.post(path, json=bodies)
-        except httpx.TransportError:
-            if attempt == 4:
-                raise
-            time.sleep(1 + attempt)
-            continue
-        if response.status_code in (502, 503, 504) and attempt < 4:
-            time.sleep(1 + attempt)
-            continue
-        response.raise_for_status()
-        return response.json()
-    raise RuntimeError("unreachable")
+    response = send(client, "POST", path, json=bodies)
+    response.raise_for_status()
+    return response.json()
 
 
 def reject_all(tally: Tally, reasons: Iterable[str]) -> None:

@@ -215,17 +215,24 @@ async def on_arrived(session: AsyncSession, *, fact: IncidentArrived, tz: str) -
             "arrivals": 1.0, "arrivals_within_5": float(fact.within_5_min), "response_s": fact.response_s}})
 
 
-async def _task(session: AsyncSession, task_id: str, **defaults: Any) -> TaskCopy:
-    task = await session.get(TaskCopy, task_id)
+async def _task(session: AsyncSession, fact: TaskChanged | TaskOverdue | TaskEscalated, **defaults: Any) -> TaskCopy:
+    """The copy of the fact's task order, made from the fact when this is its first news."""
+    task = await session.get(TaskCopy, fact.task_id)
     if task is None:
-        task = TaskCopy(id=task_id, status=defaults.pop("status", "dispatched"), **defaults)
+        task = TaskCopy(id=fact.task_id, status=defaults.pop("status", "dispatched"), station_id=fact.station_id,
+                        unit_id=fact.unit_id, model_id=fact.model_id, category=fact.category, **defaults)
     return task
+
+
+async def _count_on_station(session: AsyncSession, station_id: str | None, at: dt.datetime, tz: str,
+                            adds: dict[str, float]) -> None:
+    if adds and station_id is not None:
+        await add_measures(session, {(station_id, local_day(at, tz)): adds})
 
 
 async def on_task_changed(session: AsyncSession, *, fact: TaskChanged, tz: str) -> None:
     """Keep the task's copy; count creations and completions on their day."""
-    task = await _task(session, fact.task_id, station_id=fact.station_id, unit_id=fact.unit_id,
-                       model_id=fact.model_id, category=fact.category, status=fact.new_status)
+    task = await _task(session, fact, status=fact.new_status)
     task.status, task.unit_id, task.station_id = fact.new_status, fact.unit_id, fact.station_id or task.station_id
     if fact.deadline_at is not None:
         task.deadline_at = fact.deadline_at
@@ -239,30 +246,25 @@ async def on_task_changed(session: AsyncSession, *, fact: TaskChanged, tz: str) 
     elif fact.new_status not in COMPLETED:
         task.closed_at = None
     session.add(task)
-    if adds and task.station_id is not None:
-        await add_measures(session, {(task.station_id, local_day(fact.at, tz)): adds})
+    await _count_on_station(session, task.station_id, fact.at, tz, adds)
 
 
 async def on_task_overdue(session: AsyncSession, *, fact: TaskOverdue, tz: str) -> None:
     """A task order (not a milestone) passed its deadline unfinished."""
     if fact.milestone is not None:
         return
-    task = await _task(session, fact.task_id, station_id=fact.station_id, unit_id=fact.unit_id,
-                       model_id=fact.model_id, category=fact.category)
+    task = await _task(session, fact)
     task.overdue_at = task.overdue_at or fact.at
     task.deadline_at = task.deadline_at or fact.deadline_at
     session.add(task)
-    if fact.station_id is not None:
-        await add_measures(session, {(fact.station_id, local_day(fact.at, tz)): {
-            "tasks_overdue": 1.0, f"tasks_overdue.{fact.category}": 1.0}})
+    await _count_on_station(session, fact.station_id, fact.at, tz,
+                            {"tasks_overdue": 1.0, f"tasks_overdue.{fact.category}": 1.0})
 
 
 async def on_task_escalated(session: AsyncSession, *, fact: TaskEscalated, tz: str) -> None:
     """An overdue task order went up to the supervisor."""
-    task = await _task(session, fact.task_id, station_id=fact.station_id, unit_id=fact.unit_id,
-                       model_id=fact.model_id, category=fact.category)
+    task = await _task(session, fact)
     task.escalated_at = task.escalated_at or fact.at
     task.overdue_at = task.overdue_at or fact.overdue_since
     session.add(task)
-    if fact.station_id is not None:
-        await add_measures(session, {(fact.station_id, local_day(fact.at, tz)): {"tasks_escalated": 1.0}})
+    await _count_on_station(session, fact.station_id, fact.at, tz, {"tasks_escalated": 1.0})

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assessment.models import Measure, UnitCopy
 from shared.auth import Identity
-from shared.db import utcnow
+from shared.db import insert_ignoring_duplicates, utcnow
 from shared.errors import Forbidden
 from shared.events import StationClassified, UnitUpserted
 from shared.scope import Scope
@@ -32,9 +32,22 @@ class StationInfo:
 
 # --- keeping the copy ------------------------------------------------------------------------------
 
+async def _unit_copy(session: AsyncSession, unit_id: str) -> UnitCopy:
+    """The unit's copy, made first if this is its first news. Dispatch's unit event and classification's mode
+    event for a new station arrive through two consumers at once: the row is made with INSERT … ON CONFLICT DO
+    NOTHING, so the second one updates it instead of failing on its key (and retrying its whole batch)."""
+    unit = await session.get(UnitCopy, unit_id)
+    if unit is None:
+        await session.execute(insert_ignoring_duplicates(UnitCopy.__table__, session.bind.dialect.name,
+                                                         id=unit_id, updated_at=utcnow()))
+        unit = await session.get(UnitCopy, unit_id)
+    assert unit is not None
+    return unit
+
+
 async def remember_unit(session: AsyncSession, *, fact: UnitUpserted) -> None:
     """Keep the unit tree and stations' populations (a mode already known stays)."""
-    unit = await session.get(UnitCopy, fact.unit_id) or UnitCopy(id=fact.unit_id, updated_at=utcnow())
+    unit = await _unit_copy(session, fact.unit_id)
     unit.name, unit.kind, unit.parent_id = fact.name, fact.kind, fact.parent_id
     unit.area_type, unit.population, unit.updated_at = fact.area_type, fact.population, utcnow()
     session.add(unit)
@@ -42,7 +55,7 @@ async def remember_unit(session: AsyncSession, *, fact: UnitUpserted) -> None:
 
 async def remember_mode(session: AsyncSession, *, fact: StationClassified) -> None:
     """Keep the station's mode in force (a station not yet announced by dispatch gets a row with only its mode)."""
-    unit = await session.get(UnitCopy, fact.station_id) or UnitCopy(id=fact.station_id, updated_at=utcnow())
+    unit = await _unit_copy(session, fact.station_id)
     unit.mode, unit.updated_at = fact.mode, utcnow()
     session.add(unit)
 

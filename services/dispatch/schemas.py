@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PField
 
 from shared.batch import BatchOut, ItemResult
-from shared.events import AreaType, Location, Mode, Severity, UnitKind, VehicleKind
+from shared.events import AreaType, Location, Mode, Severity, UnitKind, VehicleFacts
 
 
 class UnitIn(BaseModel):
@@ -68,15 +68,11 @@ class PersonIn(BaseModel):
     village_id: str | None = None
 
 
-class VehicleIn(BaseModel):
+class VehicleIn(VehicleFacts):
+    """A party's vehicle as reported: the facts the event carries, with the plate's length checked."""
+
+    model_config = ConfigDict(frozen=False)
     plate: str | None = PField(None, max_length=20)
-    kind: VehicleKind = "other"
-    overloaded: bool = False
-    modified: bool = False
-    inspection_due: dt.date | None = None
-    scrapped: bool = False
-    operator_id: str | None = None
-    unprocessed_violations: int | None = PField(None, ge=0)
 
 
 class PartyIn(BaseModel):

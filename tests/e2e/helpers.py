@@ -43,12 +43,23 @@ def post_until_accepted(client: httpx.Client, body: dict, headers: dict, deadlin
         time.sleep(0.2)
 
 
+def get_politely(client: httpx.Client, path: str, deadline_s: float = 30, **kwargs: object) -> httpx.Response:
+    """A GET that, as an integrating client should, waits out a 503's Retry-After (a service restarting) until a
+    deadline; any other answer is raised or returned at once."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        r = client.get(path, timeout=10, **kwargs)  # type: ignore[arg-type]
+        if r.status_code != 503 or time.monotonic() > deadline:
+            return r.raise_for_status()
+        time.sleep(min(float(r.headers.get("retry-after", 1)), 5))
+
+
 def all_tasks(client: httpx.Client, headers: dict) -> list[dict]:
     """Every task order visible to the caller, following cursors."""
     items, cursor = [], None
     while True:
         params = {"limit": 500} | ({"cursor": cursor} if cursor else {})
-        page = client.get("/api/v1/tasks", params=params, headers=headers, timeout=10).raise_for_status().json()
+        page = get_politely(client, "/api/v1/tasks", params=params, headers=headers).json()
         items += page["items"]
         cursor = page["next_cursor"]
         if not cursor:

@@ -1,6 +1,8 @@
 """`jiaozhi up` as a user runs it: start, demo loaded, the first slice end to end, Ctrl-C, restart keeps data."""
 from __future__ import annotations
 
+import json
+import re
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ pytestmark = pytest.mark.system
 
 #: generous bound on start + the calibrated demo (30 days of detail) on a loaded 2-core CI machine
 DEMO_LOADED_WITHIN_S = 240
+ISO_WITH_OFFSET = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d")
 
 
 def wait_demo_loaded(gateway: str, launcher: Launcher, timeout: float = DEMO_LOADED_WITHIN_S) -> None:
@@ -68,6 +71,14 @@ def test_up_runs_the_first_slice_and_a_restart_keeps_the_data(tmp_path: Path) ->
             assert len(p01_of(http, station, incident["id"])) == 1
     finally:
         out = launcher.stop()
+    # an operator follows the incident through the logs by the trace id its answer carried (up's defaults)
+    trace_id = first.headers["traceparent"].split("-")[1]
+    for name in ("gateway", "dispatch", "tracing"):
+        lines = (tmp_path / "logs" / f"{name}.log").read_text().splitlines()
+        assert any(f'"trace_id": "{trace_id}"' in line for line in lines), f"{name}'s log lacks the incident's trace"
+        assert not [x for x in lines if "\x1b[" in x], f"{name}'s log holds terminal colour codes"
+        stamped = [json.loads(x)["time"] for x in lines if x.startswith("{")]
+        assert stamped and all(ISO_WITH_OFFSET.fullmatch(t) for t in stamped), f"{name}: a time without offset"
     assert launcher.proc.returncode == 130, out  # Ctrl-C
     assert "stopped" in out and "Traceback" not in out
     assert launcher.processes() == [] and launcher.taken_ports() == []

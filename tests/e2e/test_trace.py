@@ -25,7 +25,7 @@ from services.assessment.config import AssessmentSettings
 from services.tracing.app import create_app as create_tracing
 from services.tracing.config import TracingSettings
 from shared import telemetry
-from shared.events import TaskChanged, TaskOrderGenerated
+from shared.events import TaskChanged, TaskOrderGeneratedV2
 from tests.e2e.test_dispatch_loop import login
 from tests.helpers import eventually, serving
 from tests.services.dispatch.support import DEMO, IN_YIQIAO, served, set_modes, settings_for
@@ -82,7 +82,7 @@ async def test_one_incident_is_one_trace_across_gateway_dispatch_tracing_and_ass
 
             async def whole_loop() -> bool:
                 return consumed("tracing", "dispatch.incident.reported.v1") and \
-                    consumed("dispatch", TaskOrderGenerated.subject) and consumed("assessment", TaskChanged.subject)
+                    consumed("dispatch", TaskOrderGeneratedV2.subject) and consumed("assessment", TaskChanged.subject)
 
             await eventually(whole_loop, what="the incident's trace to reach tracing, dispatch and assessment",
                              timeout=30)
@@ -102,7 +102,7 @@ async def test_one_incident_is_one_trace_across_gateway_dispatch_tracing_and_ass
             span = by_id.get(span.parent.span_id) if span.parent is not None else None
         return path[::-1]
 
-    order_handled = next(s for s in spans if component(s) == "dispatch" and s.name == f"{TaskOrderGenerated.subject}"
+    order_handled = next(s for s in spans if component(s) == "dispatch" and s.name == f"{TaskOrderGeneratedV2.subject}"
                          " process")
     hops = [step for step in chain(order_handled) if step.split(":")[1] in ("SERVER", "PRODUCER", "CONSUMER")]
     assert hops == ["gateway:SERVER", "dispatch:SERVER", "dispatch:PRODUCER", "tracing:CONSUMER",

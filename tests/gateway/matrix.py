@@ -79,6 +79,12 @@ MATRIX: tuple[Line, ...] = (
     Line("GET", "/api/v1/audit", ADMIN),
     Line("GET", "/api/v1/admin/dead-letters", ADMIN),
     Line("POST", "/api/v1/admin/dead-letters/{service}/{dead_letter_id}/replay", ADMIN, ok_also=(404,)),
+    Line("GET", "/api/v1/accounts", ADMIN),
+    Line("POST", "/api/v1/accounts", ADMIN, body=lambda o: {"username": f"matrix-{uuid.uuid4().hex[:12]}",
+                                                            "role": "command"}),
+    Line("GET", "/api/v1/accounts/{username}", ADMIN, ok_also=(404,)),
+    Line("PATCH", "/api/v1/accounts/{username}", ADMIN, ok_also=(404,), body={"disabled": False}),
+    Line("POST", "/api/v1/accounts/{username}/password", ADMIN, ok_also=(404,)),
     # dispatch: units and stations
     Line("GET", "/api/v1/units", OFFICERS),
     Line("GET", "/api/v1/units/areas", OFFICERS),
@@ -166,7 +172,7 @@ MATRIX: tuple[Line, ...] = (
 #: values for path parameters that do not depend on jurisdiction
 FIXED_PARAMS = {"key": "no-such-key", "model_id": "P01", "run_id": "no-such-run", "job_id": "no-such-job",
                 "kind": "daily", "service": "dispatch", "dead_letter_id": "999999999",
-                "webhook_id": "no-such-webhook", "photo_id": "no-such-photo"}
+                "webhook_id": "no-such-webhook", "username": "no-such-account", "photo_id": "no-such-photo"}
 
 #: (method, path, role) where a service answers more leniently than the matrix when called directly
 #: (the gateway refuses these; the service should too). Listed so a gap stays visible: the direct

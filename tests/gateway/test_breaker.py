@@ -7,11 +7,13 @@ import json
 import tempfile
 import time
 
+import aiohttp
 import httpx
 import pytest
 
 from deploy.natsd import free_port
 from gateway.app import create_app
+from gateway.breaker import Breakers
 from gateway.config import GatewaySettings
 from tests.gateway.upstreams import frozen_upstream, ok_app, serving_upstream
 from tests.helpers import assert_problem, eventually, serving
@@ -100,3 +102,23 @@ async def test_a_call_waiting_on_a_service_that_freezes_is_cut_short_when_the_br
             assert took < 1.5 and breaker.is_open, took  # not the 10 s request timeout
             assert not breaker.waiting and not breaker.cut
             assert (await gateway.get("/api/v1/tasks", headers=headers)).status_code == 200
+
+
+async def test_a_slow_probe_opens_the_breaker_only_when_nothing_else_was_answered_meanwhile() -> None:
+    async def slow_health(scope: dict, receive, send) -> None:  # noqa: ANN001 - ASGI: a busy, not frozen, service
+        if scope["type"] == "http" and scope["path"] == "/healthz":
+            await asyncio.sleep(1.0)
+        await ok_app(scope, receive, send)
+
+    with serving_upstream(slow_health) as busy:
+        breakers = Breakers({"assessment": busy}, probe_timeout_s=0.3)
+        breaker = breakers.of(busy)
+        async with aiohttp.ClientSession() as client:
+            async def a_forwarded_call_answers() -> None:
+                await asyncio.sleep(0.1)
+                breaker.succeeded()  # what the proxy does when a forwarded call is answered
+
+            await asyncio.gather(breakers.probe_once(client), a_forwarded_call_answers())
+            assert not breaker.is_open, breaker.cause  # it answers calls: busy, not down
+            await breakers.probe_once(client)  # nothing answered while this probe waited
+            assert breaker.is_open and "no answer within 0.3s" in breaker.cause

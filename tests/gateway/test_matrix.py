@@ -15,7 +15,7 @@ from tests.gateway.matrix import FIXED_PARAMS, MATRIX, ROLES, SERVICE_GAPS, Line
 pytestmark = [pytest.mark.system, pytest.mark.xdist_group("live")]
 
 GATEWAY_ONLY = {"/api/v1/auth/token", "/api/v1/auth/logout", "/api/v1/me", "/api/v1/audit", "/api/v1/labels",
-                "/api/v1/admin/dead-letters"}
+                "/api/v1/admin/dead-letters", "/api/v1/accounts", "/api/v1/accounts/{username}"}
 #: not decided by role: the token endpoint takes credentials, logout a refresh token (tests/gateway/test_logins.py)
 BY_CREDENTIALS = {"/api/v1/auth/token", "/api/v1/auth/logout"}
 STREAMS = {"/api/v1/tasks/stream"}

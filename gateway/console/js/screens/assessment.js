@@ -24,7 +24,7 @@ export function Assessment({ arg, navigate }) {
         <button type="button" data-testid="xlsx" onClick=${() => get("xlsx")}>${t("assessment.xlsx")}</button>
       </div>
       <${Problem} error=${error} />
-      <${Loaded} state=${scores}>${(d) => MODES.map((mode) => html`<${Ranking} mode=${mode} current=${arg}
+      <${Loaded} state=${scores}>${(d) => MODES.map((mode) => html`<${Ranking} mode=${mode} period=${d.period} current=${arg}
         stations=${d.stations.filter((s) => s.mode === mode)} navigate=${navigate} />`)}<//>
     </div>
     <div class="main">${arg ? html`<${StationDetail} id=${arg} period=${period} key=${`${arg}${period}`} />`
@@ -32,10 +32,10 @@ export function Assessment({ arg, navigate }) {
   </div>`;
 }
 
-function Ranking({ mode, stations, current, navigate }) {
+function Ranking({ mode, period, stations, current, navigate }) {
   const ranked = [...stations].sort((a, b) => (a.rank_in_mode ?? 999) - (b.rank_in_mode ?? 999));
   return html`<${Section} title=${`${label("mode", mode)} (${ranked.length})`}>
-    <table class="list ranking" data-testid="ranking" data-mode=${mode}><thead><tr>
+    <table class="list ranking" data-testid="ranking" data-mode=${mode} data-period=${period}><thead><tr>
       <th>${t("assessment.rank")}</th><th>${t("board.station")}</th><th>${t("assessment.total")}</th>
       <th>${label("part", "outcome")} 30</th><th>${label("part", "process")} 70</th>
       <th>${t("board.colour")}</th><th>${t("assessment.trend")}</th></tr></thead>

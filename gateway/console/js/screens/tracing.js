@@ -38,6 +38,7 @@ export function Tracing({ arg }) {
         <${Filter} name="status" group="task_status" value=${f.status} onChange=${set("status")} />
       </div>
       <${Loaded} state=${list}>${(items) => html`<p class="muted">${t("tracing.count", { n: items.length })}</p>
+        ${items.length ? "" : html`<${Latest} f=${f} onPick=${set("day")} />`}
         <ul class="incidents" data-testid="incidents">${items.map((i) => html`<li>
           <a href=${`#/tracing/${i.id}`} class=${i.id === arg ? "on" : ""} data-testid="incident">
             <b>${label("incident_kind", i.kind)}</b> ${when(i.occurred_at)}
@@ -47,6 +48,17 @@ export function Tracing({ arg }) {
     <div class="main">${arg ? html`<${Trace} id=${arg} key=${arg} names=${names} />`
       : html`<p class="muted">${t("tracing.pick")}</p>`}</div>
   </div>`;
+}
+
+// a day without incidents: offer the day of the latest one before it (same station filter)
+function Latest({ f, onPick }) {
+  const latest = useLoad(() => api("incidents", { query: { limit: 1, until: dayStart(f.day), station_id: f.station } }),
+    [f.day, f.station]);
+  const last = latest.data?.items?.[0];
+  if (!last) return "";
+  const day = localDay(new Date(last.occurred_at));
+  return html`<button type="button" class="link" data-testid="latest-day" onClick=${() => onPick(day)}>
+    ${t("tracing.latest", { day })}</button>`;
 }
 
 async function loadTrace(id) {
@@ -75,7 +87,7 @@ function Trace({ id, names }) {
         <table class="list" data-testid="fired"><thead><tr><th>${t("task.model")}</th><th>${t("tracing.entity")}</th>
           <th>${t("tracing.why")}</th><th>${t("tracing.issued")}</th></tr></thead>
         <tbody>${d.trace.fired.map((x) => html`<tr><td><b>${x.model_id}</b> ${modelName(d.models[x.model_id])}</td>
-          <td>${x.entity_ref}</td><td>${pick(x.reason)}</td>
+          <td>${x.entity_ref}</td><td title=${pick(x.reason)}>${pick(d.models[x.model_id]?.description) || pick(x.reason)}</td>
           <td>${x.issued ? t("common.yes") : t("tracing.backfill")}</td></tr>`)}</tbody></table>
       <//>` : html`<p class="muted">${t("tracing.not_traced")}</p>`}
     <${Section} title=${t("tracing.orders", { n: d.tasks.length })}>
@@ -84,12 +96,22 @@ function Trace({ id, names }) {
   </div>`}<//>`;
 }
 
+// a source field's value in the reader's language: yes/no, and the codes that have labels
+const CODED = { role: "party_role", kind: "vehicle_kind", licence_status: "licence_status", lighting: "lighting",
+  junction: "junction" };
+function fieldValue(key, value) {
+  if (typeof value === "boolean") return value ? t("common.yes") : t("common.no");
+  if (key === "section") return value.name || value.section_id || "—";
+  return CODED[key] ? label(CODED[key], value) : String(value);
+}
+
 function Sources({ trace }) {
+  const shown = ([k, v]) => k !== "ref" && v !== null && (typeof v !== "object" || k === "section");
   return html`<${Section} title=${t("tracing.sources")}><div class="sources" data-testid="sources">
     ${SOURCES.map((s) => html`<div class="source"><h3>${label("source", s)}</h3>
-      ${(trace.sources[s] || []).length ? trace.sources[s].map((e) => html`<dl class="entity">
-        ${Object.entries(e).filter(([, v]) => v !== null && typeof v !== "object").slice(0, 8)
-          .map(([k, v]) => html`<dt>${k}</dt><dd>${String(v)}</dd>`)}</dl>`)
+      ${(trace.sources[s] || []).length ? trace.sources[s].map((e) => html`<dl class="entity" title=${e.ref || ""}>
+        ${Object.entries(e).filter(shown).slice(0, 8)
+          .map(([k, v]) => html`<dt>${label("source_field", k)}</dt><dd>${fieldValue(k, v)}</dd>`)}</dl>`)
         : html`<p class="muted">${t("tracing.none")}</p>`}</div>`)}
   </div><//>`;
 }
