@@ -222,7 +222,7 @@ async def recompute(rt: RuntimeDep, who: CallerDep,
                     ) -> dict[str, Any]:
     """Command/admin: re-score a month now (default: every month with changed records); announce changes."""
     _district_only(who, "re-scores")
-    async with rt.transaction() as session:
+    async with service.announcing(rt) as session:
         if period:
             known = await stations.stations(session)
             announced = await service.announce_period(session, outbox=rt.outbox, period=periods.month(period),

@@ -24,7 +24,7 @@ async def announce_loop(rt: Runtime, every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
         try:
-            async with rt.transaction() as session:
+            async with service.announcing(rt) as session:
                 staged = await service.announce_dirty(session, outbox=rt.outbox)
             if staged:
                 log.info("announced %d changed scores", staged)

@@ -1,10 +1,12 @@
 """Assessment use cases: tallies, indicator versions, scores, score announcements."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import math
 from collections import defaultdict
+from collections.abc import AsyncIterator
 
 import numpy as np
 from sqlalchemy import delete, func, select, text
@@ -29,6 +31,7 @@ from shared.db import utcnow
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.events import ScoreUpdated
 from shared.outbox import Outbox
+from shared.runtime import Runtime
 
 # --- tallies (GET /assessment/tallies): incidents, casualties and new task orders, from the daily measures -----
 
@@ -82,6 +85,8 @@ def resolve(all_versions: list[IndicatorVersion], month: str, mode: str | None) 
 
 #: PostgreSQL advisory-lock key serialising indicator version numbers (any constant unique to this purpose)
 VERSION_LOCK = 0x6A7A_0006
+#: …and announcing changed scores (the debounce loop, the recompute endpoint, every replica)
+ANNOUNCE_LOCK = 0x6A7A_0007
 
 
 async def change_indicators(session: AsyncSession, *, change: IndicatorChangeIn, who: Identity) -> IndicatorVersion:
@@ -259,6 +264,18 @@ async def station_score(session: AsyncSession, *, station_id: str, period: Perio
         raise NotFound(f"no station {station_id}")
     out = await compute(session, period=period, known=known)
     return next(r for r in out.stations if r.station_id == station_id)
+
+
+@contextlib.asynccontextmanager
+async def announcing(rt: Runtime) -> AsyncIterator[AsyncSession]:
+    """A transaction that announces changed scores, one at a time: the debounce loop and the recompute endpoint
+    (an asyncio lock in this process) and every replica (a PostgreSQL advisory lock held until commit). Two at
+    once both found a station unpublished and both inserted its row: a duplicate key, a 500 from the endpoint."""
+    lock: asyncio.Lock = rt.state.setdefault("announce_lock", asyncio.Lock())
+    async with lock, rt.transaction() as session:
+        if session.bind.dialect.name == "postgresql":
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ANNOUNCE_LOCK})
+        yield session
 
 
 async def announce_dirty(session: AsyncSession, *, outbox: Outbox, limit: int = 24) -> int:

@@ -217,3 +217,17 @@ async def test_changed_scores_are_announced_debounced_and_not_again_when_unchang
         "ps-c": (pytest.approx(70.125), "yellow", "basic")}
     assert messages < 12, "one announcement per record would be ~40: they are debounced"
     assert again.json()["announced"] == 0
+
+
+async def test_two_recomputes_at_once_announce_each_change_once_and_neither_fails(assessment: Service) -> None:
+    """Two announcers at once (the debounce loop, the endpoint, another replica) both found a station unpublished
+    and both inserted its row: a duplicate key and a 500. They take turns now."""
+    import asyncio
+
+    await load_example(assessment)
+    recompute = [assessment.client.post("/api/v1/assessment/recompute", params={"period": "2024-05"},
+                                        headers=assessment.as_("command")) for _ in range(3)]
+    answers = await asyncio.gather(*recompute)
+    assert [r.status_code for r in answers] == [200, 200, 200], [r.text for r in answers]
+    announced = sorted(r.json()["announced"] for r in answers)
+    assert announced[:2] == [0, 0] and announced[2] <= 3, announced  # each change once, by whichever came first
