@@ -23,7 +23,7 @@ from tests.e2e.private_pg import BIN as PG_BIN
 from tests.e2e.private_pg import PrivatePostgres, private_postgres
 from tests.helpers import BACKENDS, IN_CI
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("crash")]  # one system per database for every victim
 
 INCIDENTS_PER_ROUND = 40
 

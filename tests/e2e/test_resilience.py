@@ -17,7 +17,7 @@ from shared.auth import Identity, issue_internal_token
 from shared.settings import Settings
 from tests.e2e.helpers import all_tasks, drunk_incident, login, wait_for
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.xdist_group("resilience")]  # one small_system for the module
 
 FREEZE_S = 12
 
