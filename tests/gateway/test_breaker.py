@@ -99,7 +99,7 @@ async def test_a_call_waiting_on_a_service_that_freezes_is_cut_short_when_the_br
             r = await gateway.get("/api/v1/board", headers=headers)
             took = time.perf_counter() - started
             assert_problem(r, 503)
-            assert took < 1.5 and breaker.is_open, took  # not the 10 s request timeout
+            assert took < 5.0 and breaker.is_open, took  # cut short: not the 10 s request timeout (~0.7 s idle)
             assert not breaker.waiting and not breaker.cut
             assert (await gateway.get("/api/v1/tasks", headers=headers)).status_code == 200
 
