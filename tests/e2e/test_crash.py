@@ -21,14 +21,17 @@ from deploy.supervisor import System
 from tests.e2e.helpers import all_tasks, drunk_incident, login, post_until_accepted, wait_for
 from tests.e2e.private_pg import BIN as PG_BIN
 from tests.e2e.private_pg import PrivatePostgres, private_postgres
-from tests.helpers import BACKENDS, IN_CI
+from tests.helpers import IN_CI
 
-pytestmark = [pytest.mark.system, pytest.mark.xdist_group("crash")]  # one system per database for every victim
+pytestmark = pytest.mark.system
+# one system per database for every victim, the two databases' systems on two xdist workers side by side
+ON_SQLITE = pytest.param("sqlite", marks=pytest.mark.xdist_group("crash-sqlite"))
+ON_POSTGRES = pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.xdist_group("crash-postgres")])
 
 INCIDENTS_PER_ROUND = 40
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=[ON_SQLITE, ON_POSTGRES])
 def system(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """The whole system as processes, on SQLite files or on one PostgreSQL database (a schema per service) in
     a private cluster of our own, which the test may restart (`system.postgres`)."""
@@ -61,7 +64,7 @@ def test_kill_and_restart_loses_nothing_and_doubles_nothing(system: System, vict
     incidents_flow_through(system, kill_and_restart)
 
 
-@pytest.mark.parametrize("system", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+@pytest.mark.parametrize("system", [ON_POSTGRES], indirect=True)
 def test_postgres_crash_restart_mid_stream_loses_nothing_and_doubles_nothing(system: System) -> None:
     postgres: PrivatePostgres = system.postgres  # type: ignore[attr-defined]
     incidents_flow_through(system, lambda: postgres.restart("immediate", down_s=2.0))  # a crash: no checkpoint
