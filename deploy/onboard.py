@@ -60,6 +60,16 @@ class Step:
     def as_dict(self) -> dict[str, Any]:
         return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged}
 
+    def note(self, key: str, changes: list[str] | None) -> bool:
+        """Count one item by its comparison (None: new, []: already right); whether it must be sent."""
+        if changes is None:
+            self.created.append(key)
+        elif changes:
+            self.updated[key] = changes
+        else:
+            self.unchanged += 1
+        return changes != []
+
 
 class Api:
     """The gateway as the onboarding uses it: retried requests, pages followed, errors explained."""
@@ -161,25 +171,21 @@ class Onboarding:
         self.api, self.district, self.passwords, self.progress = api, district, passwords, progress
         self.wait_s = wait_s
 
-    def units(self, held: dict[str, dict]) -> Step:
-        step, todo = Step(), []
-        for unit in self.district.units:
-            changes = unit_changes(unit, held.get(unit["id"]))
-            if changes is None:
-                step.created.append(unit["id"])
-            elif changes:
-                step.updated[unit["id"]] = changes
-            else:
-                step.unchanged += 1
-                continue
-            todo.append(unit)
-        bar = self.progress.add_task("units", total=len(todo) or 1)
+    def _send(self, name: str, todo: list[dict], send: Callable[[list[dict]], None]) -> None:
+        """`todo` in chunks of BATCH, with a progress bar."""
+        bar = self.progress.add_task(name, total=len(todo) or 1)
         for start in range(0, len(todo), BATCH):
             chunk = todo[start:start + BATCH]
-            self.api.call("POST", "/api/v1/units:import",
-                          json={"type": "FeatureCollection", "features": [_feature(u) for u in chunk]})
+            send(chunk)
             self.progress.advance(bar, len(chunk))
         self.progress.update(bar, completed=len(todo) or 1)
+
+    def units(self, held: dict[str, dict]) -> Step:
+        step = Step()
+        todo = [u for u in self.district.units if step.note(u["id"], unit_changes(u, held.get(u["id"])))]
+        self._send("units", todo, lambda chunk: self.api.call(
+            "POST", "/api/v1/units:import",
+            json={"type": "FeatureCollection", "features": [_feature(u) for u in chunk]}))
         return step
 
     def villages(self) -> Step:
@@ -196,28 +202,18 @@ class Onboarding:
     def records(self, registry: str, records: list[dict], compare: Callable[[dict, dict | None], list[str] | None],
                 ) -> Step:
         """Registry records sent to `:batch` where new or different from what the registry holds."""
-        step, todo = Step(), []
+        step = Step()
         if not records:
             return step
         held = {r["id"]: r for r in self.api.every(f"/api/v1/{registry}")}
-        for record in records:
-            found = compare(record, held.get(record["id"]))
-            if found is None:
-                step.created.append(record["id"])
-            elif found:
-                step.updated[record["id"]] = found
-            else:
-                step.unchanged += 1
-                continue
-            todo.append(record)
-        bar = self.progress.add_task(registry, total=len(todo) or 1)
-        for start in range(0, len(todo), BATCH):
-            chunk = todo[start:start + BATCH]
+        todo = [r for r in records if step.note(r["id"], compare(r, held.get(r["id"])))]
+
+        def send(chunk: list[dict]) -> None:
             body = self.api.call("POST", f"/api/v1/{registry}:batch", json=chunk).json()
             if refused := [r for r in body["results"] if r["status"] not in (200, 201)]:
                 raise ApiError(f"{registry} refused: {refused[:3]}")
-            self.progress.advance(bar, len(chunk))
-        self.progress.update(bar, completed=len(todo) or 1)
+
+        self._send(registry, todo, send)
         return step
 
     def accounts(self) -> Step:

@@ -138,6 +138,29 @@ def reject_all(tally: Tally, reasons: Iterable[str]) -> None:
         tally.rejected[reason] += 1
 
 
+@dataclass
+class Mapped:
+    """What an importer read: incidents to send (with their external ids), why others were refused, and the
+    villages (communities) their parties live in."""
+
+    items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    villages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, body: dict[str, Any] | None, reason: str | None, village_name: Callable[[str], str]) -> None:
+        """One crash as mapped: kept with the villages it names, or refused with why."""
+        if body is None:
+            self.rejected.append(reason or "unknown")
+            return
+        self.items.append((body["external_id"], body))
+        for party in body["parties"]:
+            if village := party["person"].get("village_id"):
+                self.villages[village] = {"id": village, "name": village_name(village), "kind": "community"}
+
+    def result(self) -> tuple[list[tuple[str, dict[str, Any]]], list[str], dict[str, dict[str, Any]]]:
+        return self.items, self.rejected, self.villages
+
+
 def coordinates(row: dict[str, str], lat: str, lon: str) -> tuple[float, float] | None:
     """A record's (latitude, longitude) from two columns, or None when missing or unreadable."""
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from importers.client import coordinates
+from importers.client import Mapped, coordinates
 
 PHOENIX = ZoneInfo("America/Phoenix")
 LICENCE = {"0": "none", "1": "suspended", "2": "suspended", "3": "expired", "4": "none", "6": "valid", "7": "valid"}
@@ -127,18 +127,11 @@ def read(data_dir: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str], d
             for row in csv.DictReader(f):
                 if row["accident_id"] in wanted:
                     table[row["accident_id"]].append(row)
-    items, rejected, villages = [], [], {}
+    mapped = Mapped()
     for crash in crashes:
         body, reason = incident(crash, vehicles.get(crash["accident_id"], []), persons.get(crash["accident_id"], []))
-        if body is None:
-            rejected.append(reason or "unknown")
-            continue
-        items.append((body["external_id"], body))
-        for party in body["parties"]:
-            if village := party["person"].get("village_id"):
-                villages[village] = {"id": village, "name": f"ZIP {village.removeprefix('zip-')}",
-                                     "kind": "community"}
-    return items, rejected, villages
+        mapped.add(body, reason, lambda village: f"ZIP {village.removeprefix('zip-')}")
+    return mapped.result()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from importers.client import coordinates
+from importers.client import Mapped, coordinates
 
 LONDON = ZoneInfo("Europe/London")
 MOTORCYCLES = {"2", "3", "4", "5", "23", "97"}
@@ -104,19 +104,13 @@ def read(data_dir: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str], d
     with open(data_dir / "casualties.csv", newline="", encoding="utf-8") as f:
         for c in csv.DictReader(f):
             casualties[c["collision_index"]].append(c)
-    items, rejected, villages = [], [], {}
+    mapped = Mapped()
     with open(data_dir / "accidents.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             body, reason = incident(row, vehicles.get(row["collision_index"], []),
                                     casualties.get(row["collision_index"], []))
-            if body is None:
-                rejected.append(reason or "unknown")
-                continue
-            items.append((body["external_id"], body))
-            for party in body["parties"]:
-                if village := party["person"].get("village_id"):
-                    villages[village] = {"id": village, "name": village.removeprefix("lsoa-"), "kind": "community"}
-    return items, rejected, villages
+            mapped.add(body, reason, lambda village: village.removeprefix("lsoa-"))
+    return mapped.result()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -5,9 +5,11 @@ PostgreSQL refuses NUL characters in text and NaN/Infinity in JSON; neither data
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.errors import problem
@@ -64,3 +66,14 @@ class RefuseNulInUrl:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def with_offset(value: dt.datetime) -> dt.datetime:
+    """A timestamp must carry its UTC offset: a bare one means different moments in the district and on a server."""
+    if value.tzinfo is None:
+        raise ValueError("timestamps need an offset, e.g. 2024-05-01T08:30:00+08:00")
+    return value
+
+
+#: a timestamp with its UTC offset; a bare one is a 422
+OffsetDatetime = Annotated[dt.datetime, AfterValidator(with_offset)]

@@ -9,6 +9,7 @@ from pydantic import Field as PField
 
 from shared.batch import BatchOut, ItemResult
 from shared.events import AreaType, Location, Mode, Severity, UnitKind, VehicleFacts
+from shared.inputs import OffsetDatetime
 
 
 class UnitIn(BaseModel):
@@ -97,7 +98,7 @@ class IncidentIn(BaseModel):
     school_zone: bool = False
     dispatched_at: dt.datetime | None = PField(
         None, description="back-fills only: when the incident was dispatched; live incidents are dispatched now")
-    arrived_at: dt.datetime | None = PField(
+    arrived_at: OffsetDatetime | None = PField(
         None, description="back-fills only: when the handling unit arrived (needs dispatched_at)")
 
     @field_validator("occurred_at", "reported_at", "dispatched_at", "arrived_at")
@@ -154,16 +155,9 @@ class IncidentBatchOut(BatchOut[IncidentItemResult]):
 class ArrivalIn(BaseModel):
     """The handling unit's arrival at the scene."""
 
-    arrived_at: dt.datetime | None = PField(
+    arrived_at: OffsetDatetime | None = PField(
         None, description="when the unit arrived; omitted: now, by the server's clock (a tap on the phone: its own "
                           "clock does not count). Without it, reporting again once arrived changes nothing")
-
-    @field_validator("arrived_at")
-    @classmethod
-    def _with_offset(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("timestamps need an offset, e.g. 2024-05-01T08:35:00+08:00")
-        return value
 
 
 class ArrivalRateGroup(BaseModel):

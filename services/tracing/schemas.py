@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.tracing.inputs import MAX_COUNT, StrictIn
 from shared.events import Location, VehicleKind
 from shared.i18n import Lang
+from shared.inputs import OffsetDatetime
 from shared.texts import TextLine
 
 KEY = r"^[A-Za-z0-9_.:-]+$"
@@ -161,15 +162,8 @@ class HazardIn(StrictIn):
     location: Location
     status: Literal["open", "remediated"] = "open"
     road_section_id: str | None = Field(None, max_length=64)
-    found_at: dt.datetime | None = None
-    remediated_at: dt.datetime | None = None
-
-    @field_validator("found_at", "remediated_at")
-    @classmethod
-    def _with_offset(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("timestamps need an offset")
-        return value
+    found_at: OffsetDatetime | None = None
+    remediated_at: OffsetDatetime | None = None
 
 
 class HazardOut(BaseModel):
