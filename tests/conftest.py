@@ -4,13 +4,17 @@ Helpers (the service harness, tokens, polling) live in tests/helpers.py; this fi
 """
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from deploy.natsd import free_port, start_nats
+from shared.lifecycle import cancel_and_wait, where
 from tests.helpers import BACKENDS, fresh_pg_database, token_key_env
 from tests.watchdog import pytest_timeout_set_timer  # noqa: F401 - a hook: asyncio tasks printed on a timeout
 
@@ -37,6 +41,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                          for m in item.iter_markers("xdist_group")})
         if groups and "@" not in item.nodeid:
             item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session", autouse=True)
+async def no_task_outlives_the_session() -> AsyncIterator[None]:
+    """At the end of a worker's session, stop what tests left running on the shared event loop, within 10 s.
+
+    pytest-asyncio closes the session loop by cancelling every task left and waiting for them without a
+    deadline: one leftover task that swallows its cancellation held a worker for ever after its last test (seen
+    once in a full run: every test passed, the run never ended). Here each is cancelled again and again
+    (shared.lifecycle.cancel_and_wait) and named on stderr, so the leak is visible and the loop can close."""
+    yield
+    current = asyncio.current_task()
+    left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    if not left:
+        return
+    print(f"\n{len(left)} asyncio task(s) outlived their tests: " + "; ".join(where(t) for t in left), file=sys.stderr)
+    still = await cancel_and_wait(left, 10.0)
+    if still:
+        print(f"{len(still)} would not stop: " + "; ".join(where(t) for t in still), file=sys.stderr)
 
 
 @pytest.fixture
