@@ -36,27 +36,24 @@ def chromium() -> Iterator[object]:
         browser.close()
 
 
-@pytest.fixture
-def page(chromium, console_system: Running) -> Iterator[object]:  # noqa: ANN001
-    """A new browser context (no cookies, no storage) at 1600 px, offline but for this machine; checked after."""
-    context = chromium.new_context(viewport=VIEWPORT, locale="zh-CN", accept_downloads=True)
+def _guarded_page(chromium, **options: object) -> Iterator[object]:  # noqa: ANN001
+    """A new browser context (no cookies, no storage), Chinese, offline but for this machine; checked after."""
+    context = chromium.new_context(locale="zh-CN", **options)
     seen = guard(context)
-    page = context.new_page()
     try:
-        yield page
+        yield context.new_page()
     finally:
         context.close()
     seen.check()
+
+
+@pytest.fixture
+def page(chromium, console_system: Running) -> Iterator[object]:  # noqa: ANN001
+    """A page at 1600 px (the command centre's screen)."""
+    yield from _guarded_page(chromium, viewport=VIEWPORT, accept_downloads=True)
 
 
 @pytest.fixture
 def phone(chromium, console_system: Running) -> Iterator[object]:  # noqa: ANN001
-    """A page on a 390 × 844 phone (touch, mobile), Chinese, offline but for this machine; checked after."""
-    context = chromium.new_context(**PHONE, locale="zh-CN")
-    seen = guard(context)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
-    seen.check()
+    """A page on a 390 × 844 phone (touch, mobile)."""
+    yield from _guarded_page(chromium, **PHONE)
